@@ -1,0 +1,73 @@
+"""Cross-step data declarations: ``@special_outputs``, ``@special_inputs``, ``@chain_breaker``.
+
+Like the memory decorators they only attach metadata and return the function
+itself, so they compose with them in either order.
+
+- ``@special_outputs("positions", ...)``: the function returns
+  ``(stack, positions, ...)``, the extra values in the declared order.
+- ``@special_inputs("positions", ...)``: the function receives each name as a
+  keyword argument, loaded from the step that produces it.
+- ``@chain_breaker``: the step *after* the one running this function reads the
+  plate's original input instead of this step's output.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any, Callable, TypeVar
+
+__all__ = ["special_outputs", "special_inputs", "chain_breaker", "get_special_outputs", "get_special_inputs", "is_chain_breaker"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _check_names(decorator: str, names: tuple[object, ...]) -> tuple[str, ...]:
+    if not names:
+        raise ValueError(f"@{decorator} needs at least one name, e.g. @{decorator}(\"positions\")")
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"@{decorator}: {name!r} is not a valid name; use a Python identifier such as 'positions'")
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})  # type: ignore[arg-type]
+        raise ValueError(f"@{decorator}: names repeated: {', '.join(dupes)}")
+    return tuple(names)  # type: ignore[return-value]
+
+
+def special_outputs(*names: str) -> Callable[[F], F]:
+    """Declare named values the function returns after its image stack."""
+    checked = _check_names("special_outputs", names)
+
+    def attach(func: F) -> F:
+        func.special_outputs = checked  # type: ignore[attr-defined]
+        return func
+
+    return attach
+
+
+def special_inputs(*names: str) -> Callable[[F], F]:
+    """Declare named values the function takes as keyword arguments from an earlier step."""
+    checked = _check_names("special_inputs", names)
+
+    def attach(func: F) -> F:
+        func.special_inputs = checked  # type: ignore[attr-defined]
+        return func
+
+    return attach
+
+
+def chain_breaker(func: F) -> F:
+    """Mark a function whose step's successor reads the plate's original input."""
+    func.chain_breaker = True  # type: ignore[attr-defined]
+    return func
+
+
+def get_special_outputs(func: Callable[..., Any]) -> tuple[str, ...]:
+    return tuple(getattr(func, "special_outputs", ()) or ())
+
+
+def get_special_inputs(func: Callable[..., Any]) -> tuple[str, ...]:
+    return tuple(getattr(func, "special_inputs", ()) or ())
+
+
+def is_chain_breaker(func: Callable[..., Any]) -> bool:
+    return bool(getattr(func, "chain_breaker", False))
