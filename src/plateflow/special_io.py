@@ -5,6 +5,10 @@ itself, so they compose with them in either order.
 
 - ``@special_outputs("positions", ...)``: the function returns
   ``(stack, positions, ...)``, the extra values in the declared order.
+  ``materialize=True`` (or a subset of the names) marks outputs that are results
+  in their own right, such as measurement tables: they are written to the run's
+  output folder (tables merged into one CSV per plate) whether or not a later
+  step consumes them.
 - ``@special_inputs("positions", ...)``: the function receives each name as a
   keyword argument, loaded from the step that produces it.
 - ``@chain_breaker``: the step *after* the one running this function reads the
@@ -16,7 +20,15 @@ from __future__ import annotations
 import keyword
 from typing import Any, Callable, TypeVar
 
-__all__ = ["special_outputs", "special_inputs", "chain_breaker", "get_special_outputs", "get_special_inputs", "is_chain_breaker"]
+__all__ = [
+    "special_outputs",
+    "special_inputs",
+    "chain_breaker",
+    "get_special_outputs",
+    "get_special_inputs",
+    "get_materialized_outputs",
+    "is_chain_breaker",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,12 +45,24 @@ def _check_names(decorator: str, names: tuple[object, ...]) -> tuple[str, ...]:
     return tuple(names)  # type: ignore[return-value]
 
 
-def special_outputs(*names: str) -> Callable[[F], F]:
-    """Declare named values the function returns after its image stack."""
+def special_outputs(*names: str, materialize: bool | tuple[str, ...] | list[str] = False) -> Callable[[F], F]:
+    """Declare named values the function returns after its image stack.
+
+    ``materialize``: ``True`` to save every one of them as a result of the run,
+    or the names of those to save.
+    """
     checked = _check_names("special_outputs", names)
+    if isinstance(materialize, bool):
+        saved = checked if materialize else ()
+    else:
+        saved = tuple(materialize)
+        unknown = [n for n in saved if n not in checked]
+        if unknown:
+            raise ValueError(f"@special_outputs: materialize names {unknown} are not among the outputs {list(checked)}")
 
     def attach(func: F) -> F:
         func.special_outputs = checked  # type: ignore[attr-defined]
+        func.materialized_outputs = saved  # type: ignore[attr-defined]
         return func
 
     return attach
@@ -67,6 +91,10 @@ def get_special_outputs(func: Callable[..., Any]) -> tuple[str, ...]:
 
 def get_special_inputs(func: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(getattr(func, "special_inputs", ()) or ())
+
+
+def get_materialized_outputs(func: Callable[..., Any]) -> tuple[str, ...]:
+    return tuple(getattr(func, "materialized_outputs", ()) or ())
 
 
 def is_chain_breaker(func: Callable[..., Any]) -> bool:

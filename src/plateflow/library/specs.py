@@ -1,0 +1,386 @@
+"""The operations of the bundled library: signature, documentation and checks, once.
+
+Every function takes an image stack of shape (N, Y, X) first (N images: sites,
+channels or Z planes, depending on the step's ``variable_components``) and
+keyword options. Filters work on each image of the stack on its own; borders
+replicate the nearest edge pixel (``mode="nearest"`` in scipy terms), the one
+border rule every backend (scipy, torch, pyclesperanto) implements alike.
+
+Masks are ``uint8`` stacks of 0 and 1 and labels are ``int32`` stacks
+numbered from 1 in each image, in every backend.
+
+Measurement tables are lists of dict rows. A row holds the values of one
+object or one image plus ``slice``, the index of its image in the stack; the
+executor adds the well and the other component columns (site, channel, ...)
+when it writes the plate's table, so the rows of every well merge into one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from ..signatures import Bounds, Unit
+from ._spec import fill_doc, operation
+
+__all__ = [
+    "normalize_percentile",
+    "gaussian_filter",
+    "median_filter",
+    "top_hat",
+    "rolling_ball",
+    "unsharp_mask",
+    "max_projection",
+    "mean_projection",
+    "sum_projection",
+    "best_focus_projection",
+    "threshold_otsu",
+    "threshold_li",
+    "threshold_local",
+    "label",
+    "segment_nuclei",
+    "measure_nuclei",
+    "composite_channels",
+    "find_tile_positions",
+    "assemble_tiles",
+]
+
+Percentile = Annotated[float, Bounds(0, 100), Unit("%")]
+Sigma = Annotated[float, Bounds(0, 100), Unit("px")]
+Radius = Annotated[int, Bounds(1, 200), Unit("px")]
+
+_NUCLEI_PARAMETERS = """
+sigma : float
+    Standard deviation of the Gaussian blur applied before thresholding, in
+    pixels; about a quarter of a nucleus diameter smooths out texture.
+min_size : int
+    Objects smaller than this area, in pixels, are removed as debris.
+min_distance : int
+    Smallest distance between two nucleus centres, in pixels; touching
+    nuclei whose centres are closer are kept as one. About half a nucleus
+    diameter.
+"""
+
+_PER_SLICE = """
+per_slice : bool
+    Compute one threshold per image (True) or one for the whole stack (False).
+"""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@operation("normalize")
+def normalize_percentile(
+    stack,
+    *,
+    low_percentile: Percentile = 1.0,
+    high_percentile: Percentile = 99.0,
+    target_min: float = 0.0,
+    target_max: float = 1.0,
+    clip: bool = True,
+):
+    """Rescale intensities so the low/high percentiles of the stack map to a target range.
+
+    The percentiles are taken over the whole stack, so images of one stack
+    stay comparable. Returns ``float32``.
+
+    Parameters
+    ----------
+    low_percentile : float
+        Percentile of the stack's values, in percent, that maps to ``target_min``.
+    high_percentile : float
+        Percentile of the stack's values, in percent, that maps to ``target_max``.
+    target_min : float
+        Output value of the low percentile (intensity units of the output).
+    target_max : float
+        Output value of the high percentile (intensity units of the output).
+    clip : bool
+        Clip values outside ``[target_min, target_max]``.
+    """
+    _require(
+        low_percentile < high_percentile,
+        f"low_percentile={low_percentile!r} must be below high_percentile={high_percentile!r}",
+    )
+    _require(target_min < target_max, f"target_min={target_min!r} must be below target_max={target_max!r}")
+
+
+@operation("filter")
+def gaussian_filter(stack, *, sigma: Sigma = 1.0):
+    """Gaussian blur of each image.
+
+    The kernel extends to 4 sigma; borders replicate the edge pixel. Returns
+    ``float32``.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the Gaussian, in pixels; 0 returns the input as float32.
+    """
+
+
+@operation("filter")
+def median_filter(stack, *, size: Annotated[int, Bounds(1, 101), Unit("px")] = 3):
+    """Median filter of each image over a square window; keeps the dtype.
+
+    Borders replicate the edge pixel.
+
+    Parameters
+    ----------
+    size : int
+        Side of the square window, in pixels; odd, so the window has a centre.
+    """
+    _require(size % 2 == 1, f"size={size!r} must be odd (3, 5, 7, ...) so the window has a centre pixel")
+
+
+@operation("background")
+def top_hat(stack, *, radius: Radius = 10):
+    """White top-hat of each image: the image minus its opening by a disk.
+
+    Removes background that varies more slowly than objects of ``radius``;
+    keeps the dtype. Borders replicate the edge pixel.
+
+    Parameters
+    ----------
+    radius : int
+        Radius of the disk footprint, in pixels; larger than the objects to keep.
+    """
+
+
+@operation("background")
+def rolling_ball(stack, *, radius: Annotated[float, Bounds(1, 1000), Unit("px")] = 50.0):
+    """Subtract the background estimated by a rolling ball (scikit-image) from each image.
+
+    Keeps the dtype; the result is never negative.
+
+    Parameters
+    ----------
+    radius : float
+        Radius of the ball, in pixels; larger than the objects to keep.
+    """
+
+
+@operation("filter")
+def unsharp_mask(stack, *, radius: Sigma = 1.0, amount: Annotated[float, Bounds(0, 100)] = 1.0):
+    """Sharpen each image: add ``amount`` times the image minus its Gaussian blur.
+
+    Intensities keep their range (no rescaling); returns ``float32``.
+
+    Parameters
+    ----------
+    radius : float
+        Standard deviation of the blur, in pixels.
+    amount : float
+        Strength of the sharpening (a factor, unitless).
+    """
+
+
+@operation("projection")
+def max_projection(stack):
+    """Maximum over the stack, as a (1, Y, X) stack of the input dtype."""
+
+
+@operation("projection")
+def mean_projection(stack):
+    """Mean over the stack, as a (1, Y, X) ``float32`` stack."""
+
+
+@operation("projection")
+def sum_projection(stack):
+    """Sum over the stack, as a (1, Y, X) ``float32`` stack."""
+
+
+@operation("projection")
+def best_focus_projection(stack, *, measure: Literal["laplacian_variance", "variance"] = "laplacian_variance"):
+    """The single best-focused image of the stack, as a (1, Y, X) stack of the input dtype.
+
+    Parameters
+    ----------
+    measure : str
+        Focus measure to maximize: ``"laplacian_variance"`` (variance of the
+        Laplacian, sensitive to edges) or ``"variance"`` (intensity variance).
+    """
+
+
+@operation("threshold")
+@fill_doc(per_slice=_PER_SLICE)
+def threshold_otsu(stack, *, per_slice: bool = True):
+    """Otsu threshold: a ``uint8`` mask, 1 where the image is above the threshold.
+
+    The threshold comes from a 256-bin histogram of the values as
+    ``float32`` between their minimum and maximum (as scikit-image does for
+    float images), in every backend.
+
+    Parameters
+    ----------
+    {per_slice}
+    """
+
+
+@operation("threshold")
+@fill_doc(per_slice=_PER_SLICE)
+def threshold_li(stack, *, per_slice: bool = True):
+    """Li's minimum cross-entropy threshold: a ``uint8`` mask, 1 above the threshold.
+
+    Parameters
+    ----------
+    {per_slice}
+    """
+
+
+@operation("threshold")
+def threshold_local(
+    stack,
+    *,
+    block_size: Annotated[int, Bounds(3, 1001), Unit("px")] = 35,
+    offset: float = 0.0,
+    method: Literal["gaussian", "mean", "median"] = "gaussian",
+):
+    """Local (adaptive) threshold of each image: a ``uint8`` mask, 1 above the local threshold.
+
+    Parameters
+    ----------
+    block_size : int
+        Side of the neighbourhood the local threshold is computed over, in pixels; odd.
+    offset : float
+        Subtracted from the local threshold (intensity units); raise it to keep less.
+    method : str
+        How the neighbourhood is weighted: ``"gaussian"``, ``"mean"`` or ``"median"``.
+    """
+    _require(block_size % 2 == 1, f"block_size={block_size!r} must be odd (3, 5, ..., 35, ...)")
+
+
+@operation("segmentation")
+def label(stack, *, connectivity: Literal[1, 2] = 1):
+    """Connected components of a mask stack: ``int32`` labels numbered from 1 in each image.
+
+    Objects are numbered in the raster order of their first pixel.
+
+    Parameters
+    ----------
+    connectivity : int
+        1: pixels touching by an edge are connected (4-connectivity);
+        2: touching by a corner too (8-connectivity).
+    """
+
+
+@operation("segmentation")
+@fill_doc(nuclei_parameters=_NUCLEI_PARAMETERS)
+def segment_nuclei(
+    stack,
+    *,
+    sigma: Sigma = 2.0,
+    min_size: Annotated[int, Bounds(0, None), Unit("px")] = 30,
+    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 5,
+):
+    """Segment nuclei in each image: blur, Otsu threshold, watershed split of touching nuclei.
+
+    Touching nuclei are separated by a watershed on the distance transform of
+    the mask, seeded at its local maxima. Returns ``int32`` labels numbered
+    from 1 in each image.
+
+    Parameters
+    ----------
+    {nuclei_parameters}
+    """
+
+
+@operation("measurement", special_outputs=("object_measurements", "object_counts"))
+@fill_doc(nuclei_parameters=_NUCLEI_PARAMETERS)
+def measure_nuclei(
+    stack,
+    *,
+    sigma: Sigma = 2.0,
+    min_size: Annotated[int, Bounds(0, None), Unit("px")] = 30,
+    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 5,
+):
+    """Segment nuclei as ``segment_nuclei`` does and measure them.
+
+    Returns ``(labels, object_measurements, object_counts)``: the ``int32``
+    label stack and two tables (lists of dict rows). ``object_measurements``
+    has one row per nucleus: ``slice``, ``label``, ``area`` (px),
+    ``mean_intensity``, ``max_intensity``, ``centroid_y`` and ``centroid_x``
+    (px); ``object_counts`` has one row per image: ``slice`` and
+    ``object_count``. ``slice`` is the image's index in the stack; the
+    executor adds well and site columns.
+
+    Parameters
+    ----------
+    {nuclei_parameters}
+    """
+
+
+@operation("composite")
+def composite_channels(
+    stack,
+    *,
+    method: Literal["weighted_sum", "max"] = "weighted_sum",
+    weights: tuple[float, ...] | None = None,
+):
+    """Combine the images of a stack (typically its channels) into one (1, Y, X) ``float32`` image.
+
+    Parameters
+    ----------
+    method : str
+        ``"weighted_sum"``: sum of each image times its weight;
+        ``"max"``: maximum of the weighted images.
+    weights : tuple of float or None
+        One weight per image of the stack (unitless); ``None`` weighs every
+        image 1/N, so the weighted sum is the mean.
+    """
+    _require(weights is None or len(weights) > 0, "weights must name one weight per image, or be None")
+
+
+@operation("stitching", special_outputs=("positions",))
+def find_tile_positions(
+    stack,
+    *,
+    grid_shape: tuple[int, int] | None = None,
+    overlap: Annotated[float, Bounds(0.01, 0.9)] = 0.1,
+    upsample_factor: Annotated[int, Bounds(1, 100)] = 1,
+):
+    """Find where the tiles of a grid lie by phase correlation of their overlaps.
+
+    The stack holds the tiles in row-major order. Each pair of neighbouring
+    tiles is registered on the strip they should share
+    (``skimage.registration.phase_cross_correlation``), and the positions
+    that best fit every pair's offset are solved by least squares, the first
+    tile at (0, 0). Returns ``(stack, positions)``, ``positions`` a list of
+    ``(y, x)`` pixel positions of each tile's top-left corner.
+
+    Parameters
+    ----------
+    grid_shape : tuple of int or None
+        ``(rows, columns)`` of the tile grid; ``None`` for a square grid.
+    overlap : float
+        Expected fraction of a tile's width (and height) shared with its
+        neighbour, between 0 and 1.
+    upsample_factor : int
+        Subpixel precision of the registration: offsets are found to
+        1/upsample_factor of a pixel.
+    """
+    _require(
+        grid_shape is None or all(n >= 1 for n in grid_shape),
+        f"grid_shape={grid_shape!r} must be (rows, columns) with both at least 1",
+    )
+
+
+@operation("stitching", special_inputs=("positions",))
+def assemble_tiles(stack, *, positions, blend: Literal["mean", "overwrite"] = "mean"):
+    """Paste the tiles of a stack at their positions into one (1, Y, X) ``float32`` image.
+
+    Positions are rounded to whole pixels and shifted so the smallest is 0.
+
+    Parameters
+    ----------
+    positions : list of (y, x)
+        Top-left corner of each tile, in pixels, as ``find_tile_positions`` gives them.
+    blend : str
+        Where tiles overlap: ``"mean"`` averages them, ``"overwrite"`` keeps
+        the later tile.
+    """
+    _require(
+        all(len(p) == 2 for p in positions),
+        f"positions must be (y, x) pairs, got {positions!r}",
+    )

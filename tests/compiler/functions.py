@@ -1,0 +1,102 @@
+"""Small decorated functions and a plate stand-in shared by the compiler tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from plateflow import chain_breaker, special_inputs, special_outputs
+from plateflow.memory import numpy, torch
+from plateflow.signatures import Bounds
+
+
+class Mode(Enum):
+    NEAREST = "nearest"
+    REFLECT = "reflect"
+
+
+@numpy
+def blur(stack, sigma: Annotated[float, Bounds(0, 50)] = 1.0, mode: Literal["nearest", "reflect"] = "nearest"):
+    return stack
+
+
+@numpy
+def scale(stack, factor: float):
+    return stack * factor
+
+
+@numpy
+def pad(stack, mode: Mode = Mode.NEAREST, width: int = 1):
+    return stack
+
+
+@numpy(output_type="torch")
+def to_torch(stack):
+    return stack
+
+
+@torch
+def torch_blur(stack, sigma: float = 1.0):
+    return stack
+
+
+@torch(input_type="torch", output_type="numpy")
+def torch_to_numpy(stack):
+    return stack
+
+
+@special_outputs("positions")
+@numpy
+def find_positions(stack):
+    return stack, [(0, 0)]
+
+
+@special_inputs("positions")
+@numpy
+def assemble(stack, positions):
+    return stack
+
+
+@special_outputs("counts", materialize=True)
+@numpy
+def count(stack):
+    return stack, [{"count": 1}]
+
+
+@chain_breaker
+@numpy
+def project(stack):
+    return stack[:1]
+
+
+def undecorated(stack):
+    return stack
+
+
+@dataclass
+class FakeHandler:
+    name: str = "fake"
+
+
+@dataclass
+class FakePlate:
+    """Just what the compiler reads from a Plate."""
+
+    root: Path
+    wells: tuple[str, ...] = ("A01", "A02", "B01")
+    components: dict = field(
+        default_factory=lambda: {
+            "well": ("A01", "A02", "B01"),
+            "site": ("1", "2"),
+            "channel": ("1", "2"),
+            "z_index": ("1", "2", "3"),
+            "timepoint": ("1",),
+        }
+    )
+    channel_names: dict = field(default_factory=lambda: {"1": "DAPI", "2": "FITC"})
+    pixel_size: float | None = 0.65
+    microscope_handler: FakeHandler = field(default_factory=FakeHandler)
+
+
