@@ -33,7 +33,19 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _set(func: Any, decorator: str, **attributes: Any) -> None:
+    if not callable(func):
+        raise TypeError(f"@{decorator} needs a function, got {type(func).__name__} {func!r}")
+    try:
+        for name, value in attributes.items():
+            setattr(func, name, value)
+    except AttributeError:
+        raise TypeError(f"@{decorator} cannot annotate {type(func).__name__} {func!r}; wrap it in a def") from None
+
+
 def _check_names(decorator: str, names: tuple[object, ...]) -> tuple[str, ...]:
+    if len(names) == 1 and callable(names[0]):
+        raise TypeError(f"@{decorator} needs names: write @{decorator}(\"name\"), did you forget the parentheses?")
     if not names:
         raise ValueError(f"@{decorator} needs at least one name, e.g. @{decorator}(\"positions\")")
     for name in names:
@@ -61,8 +73,7 @@ def special_outputs(*names: str, materialize: bool | tuple[str, ...] | list[str]
             raise ValueError(f"@special_outputs: materialize names {unknown} are not among the outputs {list(checked)}")
 
     def attach(func: F) -> F:
-        func.special_outputs = checked  # type: ignore[attr-defined]
-        func.materialized_outputs = saved  # type: ignore[attr-defined]
+        _set(func, "special_outputs", special_outputs=checked, materialized_outputs=saved)
         return func
 
     return attach
@@ -73,7 +84,7 @@ def special_inputs(*names: str) -> Callable[[F], F]:
     checked = _check_names("special_inputs", names)
 
     def attach(func: F) -> F:
-        func.special_inputs = checked  # type: ignore[attr-defined]
+        _set(func, "special_inputs", special_inputs=checked)
         return func
 
     return attach
@@ -81,7 +92,7 @@ def special_inputs(*names: str) -> Callable[[F], F]:
 
 def chain_breaker(func: F) -> F:
     """Mark a function whose step's successor reads the plate's original input."""
-    func.chain_breaker = True  # type: ignore[attr-defined]
+    _set(func, "chain_breaker", chain_breaker=True)
     return func
 
 

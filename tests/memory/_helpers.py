@@ -11,11 +11,15 @@ CPU_CAPABLE = ("numpy", "torch", "jax", "pyclesperanto")
 ON_GPU_MACHINE = any(gpu_count(t) for t in ("torch", "jax", "pyclesperanto"))
 
 
+def usable(memory_type: str) -> bool:
+    status = library_status(memory_type)
+    return status.installed and status.runs_on_cpu
+
+
 def runnable(memory_type: str):
     """``memory_type`` as a pytest param, skipped with the probe's reason when it cannot run here."""
     status = library_status(memory_type)
-    usable = status.installed and status.runs_on_cpu
-    return pytest.param(memory_type, id=memory_type, marks=pytest.mark.skipif(not usable, reason=status.reason))
+    return pytest.param(memory_type, id=memory_type, marks=pytest.mark.skipif(not usable(memory_type), reason=status.reason))
 
 
 RUNNABLE = [runnable(t) for t in CPU_CAPABLE]

@@ -12,6 +12,7 @@ import pytest
 
 from plateflow.memory import MEMORY_TYPES, convert
 from plateflow.memory.conversion import (
+    ADAPTERS,
     LibraryNotInstalledError,
     MemoryConversionError,
     detect_memory_type,
@@ -27,7 +28,7 @@ def sample(dtype: str, shape: tuple[int, ...] = (5, 7)) -> np.ndarray:
     values = np.arange(int(np.prod(shape))).reshape(shape) * 3 + 1
     if np.dtype(dtype).kind == "f":
         return (values / 7).astype(dtype)
-    return (values % np.iinfo(dtype).max).astype(dtype)
+    return (values % min(np.iinfo(dtype).max, 2**31)).astype(dtype)
 
 
 def make(memory_type: str, array: np.ndarray):
@@ -40,6 +41,11 @@ def aligned(shape: tuple[int, ...], dtype: str, alignment: int = 64) -> np.ndarr
     raw = np.empty(nbytes + alignment, np.uint8)
     start = (-raw.ctypes.data) % alignment
     return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
+def test_one_adapter_per_memory_type():
+    assert list(ADAPTERS) == list(MEMORY_TYPES)
+    assert all(adapter.memory_type == name for name, adapter in ADAPTERS.items())
 
 
 # --- every pair, values and dtypes ---------------------------------------------------
@@ -86,6 +92,23 @@ def test_non_contiguous_numpy_layouts_convert_correctly():
     for view in (base[::-1], base[:, ::2], base.T, base[::2, ::-3]):
         for target in ("torch", "jax"):
             np.testing.assert_array_equal(host(convert(view, "numpy", target)), view)
+
+
+@pytest.mark.parametrize("target", [p for p in RUNNABLE if p.values[0] != "numpy"])
+def test_read_only_numpy_is_copied_not_shared(target):
+    array = sample("float32")
+    array.flags.writeable = False
+    result = convert(array, "numpy", target)
+    np.testing.assert_array_equal(host(result), array)
+    if target == "torch":  # torch has no read-only tensors: a shared one could write into `array`
+        assert not np.shares_memory(result.numpy(), array)
+
+
+def test_jax_numpy_jax_round_trip():
+    jnp = pytest.importorskip("jax.numpy")
+    data = jnp.arange(12, dtype=jnp.int32).reshape(3, 4)
+    back = convert(convert(data, "jax", "numpy"), "numpy", "jax")
+    np.testing.assert_array_equal(np.asarray(back), np.asarray(data))
 
 
 def test_torch_tensor_requiring_grad_converts():
@@ -329,7 +352,7 @@ def test_detect_memory_type_of_subclasses():
     assert detect_memory_type(torch.nn.Parameter(torch.zeros(2))) == "torch"
 
 
-@pytest.mark.parametrize("value", [[1, 2], 3.0, "image", None, np.float32(1.0).item()])
+@pytest.mark.parametrize("value", [[1, 2], 3.0, "image", None, np.float32(1.0), np.dtype("uint8"), np.add])
 def test_detect_memory_type_rejects_non_arrays(value):
     with pytest.raises(TypeError, match="cannot tell the memory type of .*expected an array of one of: numpy, cupy"):
         detect_memory_type(value)

@@ -26,11 +26,15 @@ __all__ = [
     "stack_slices",
     "unstack_slices",
     "MemoryConversionError",
+    "LibraryNotInstalledError",
+    "detect_memory_type",
 ]
 
 _LAZY = {
     "convert": ".conversion",
     "MemoryConversionError": ".conversion",
+    "LibraryNotInstalledError": ".conversion",
+    "detect_memory_type": ".conversion",
     "stack_slices": ".stacking",
     "unstack_slices": ".stacking",
 }

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Protocol, Sequence
 
 import numpy as np
 
-from .types import GPU_MEMORY_TYPES, LIBRARIES, MEMORY_TYPES, validate_memory_type
+from .types import LIBRARIES, MEMORY_TYPES, validate_memory_type
 
 __all__ = [
     "convert",
@@ -110,6 +110,7 @@ class ArrayAdapter(Protocol):
     #: Whether arrays of this library can be exported through ``__dlpack__``.
     dlpack_export: bool
 
+    def lib(self) -> ModuleType: ...
     def to_numpy(self, data: Any) -> np.ndarray: ...
     def from_numpy(self, array: np.ndarray, gpu_id: int | None) -> Any: ...
     def from_dlpack(self, exported: Any) -> Any: ...
@@ -117,22 +118,26 @@ class ArrayAdapter(Protocol):
     def device_kind(self, data: Any) -> str: ...
     def to_gpu(self, data: Any, gpu_id: int) -> Any: ...
     def numpy_dtype(self, data: Any) -> np.dtype | None: ...
+    def dtype_name(self, data: Any) -> str: ...
     def shape(self, data: Any) -> tuple[int, ...]: ...
     def storable_dtype(self, dtype: np.dtype) -> tuple[np.dtype, str]: ...
     def stack(self, arrays: Sequence[Any]) -> Any: ...
     def unstack(self, array: Any) -> list[Any]: ...
 
 
-def _compact(array: Any) -> Any:
-    """``array`` if DLPack consumers accept its layout, else a C-contiguous copy.
+def _exportable(array: Any) -> Any:
+    """``array`` if it can be shared through DLPack as it is, else a C-contiguous copy.
 
     Consumers differ: jax refuses non-compact strides and torch aborts the process
     on negative strides, so only C- or F-contiguous layouts are exported as views.
+    Read-only numpy arrays are copied too: jax refuses them, and torch, which has
+    no read-only tensors, would let writes reach memory its owner protected (a
+    read-only memmap, a jax buffer).
     """
     flags = array.flags
-    if flags.c_contiguous or flags.f_contiguous:
+    if (flags.c_contiguous or flags.f_contiguous) and getattr(flags, "writeable", True):
         return array
-    return array.copy(order="C") if hasattr(array, "copy") else array
+    return array.copy(order="C")
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,7 @@ class NumpyAdapter(_Adapter):
         return np.from_dlpack(exported)
 
     def dlpack_view(self, data: Any) -> Any:
-        return _compact(data)
+        return _exportable(data)
 
     def stack(self, arrays: Sequence[Any]) -> Any:
         return np.stack(arrays)
@@ -210,7 +215,7 @@ class TorchAdapter(_Adapter):
 
     def from_numpy(self, array: np.ndarray, gpu_id: int | None) -> Any:
         torch = self.lib()
-        tensor = torch.from_dlpack(_compact(array))
+        tensor = torch.from_dlpack(_exportable(array))
         return tensor if gpu_id is None else self.to_gpu(tensor, gpu_id)
 
     def from_dlpack(self, exported: Any) -> Any:
@@ -246,7 +251,7 @@ class JaxAdapter(_Adapter):
         if gpu_id is not None:
             return jax.device_put(array, self._gpu(gpu_id))
         # Zero-copy when the buffer is aligned as XLA needs, a copy otherwise.
-        return jax.dlpack.from_dlpack(_compact(array))
+        return jax.dlpack.from_dlpack(_exportable(array))
 
     def from_dlpack(self, exported: Any) -> Any:
         return import_library("jax", "dlpack").from_dlpack(exported)
@@ -280,7 +285,7 @@ class CupyAdapter(_Adapter):
         return self.lib().from_dlpack(exported)
 
     def dlpack_view(self, data: Any) -> Any:
-        return _compact(data)
+        return _exportable(data)
 
     def to_gpu(self, data: Any, gpu_id: int) -> Any:
         cupy = self.lib()
@@ -339,6 +344,8 @@ class PyclesperantoAdapter(_Adapter):
 
     def from_numpy(self, array: np.ndarray, gpu_id: int | None) -> Any:
         cle = self.lib()
+        # pyclesperanto runs kernels on its current device, so choosing the GPU
+        # for this array also makes it the current device, as cle.select_device does.
         device = None if gpu_id is None else cle.select_device(gpu_id, "gpu")
         return cle.push(np.ascontiguousarray(array), device=device)
 
@@ -368,7 +375,7 @@ class PyclesperantoAdapter(_Adapter):
 
 
 #: The adapter of every memory type.
-ADAPTERS: dict[str, _Adapter] = {
+ADAPTERS: dict[str, ArrayAdapter] = {
     "numpy": NumpyAdapter("numpy", frozenset({"cpu"})),
     "cupy": CupyAdapter("cupy", frozenset({"cuda"})),
     "torch": TorchAdapter("torch", frozenset({"cpu", "cuda"})),
@@ -376,10 +383,9 @@ ADAPTERS: dict[str, _Adapter] = {
     "jax": JaxAdapter("jax", frozenset({"cpu", "cuda"})),
     "pyclesperanto": PyclesperantoAdapter("pyclesperanto", frozenset(), dlpack_export=False),
 }
-assert set(ADAPTERS) == set(MEMORY_TYPES)
 
 
-def get_adapter(memory_type: str) -> _Adapter:
+def get_adapter(memory_type: str) -> ArrayAdapter:
     return ADAPTERS[validate_memory_type(memory_type)]
 
 
@@ -413,12 +419,18 @@ def detect_memory_type(data: Any) -> str:
     Raises ``TypeError`` for anything that is not an array of a known library.
     """
     found = _memory_type_of_class(type(data))
-    if found is None or not (hasattr(data, "shape") and hasattr(data, "dtype")):
+    if found is None or not _is_array(data, found):
         raise TypeError(
             f"cannot tell the memory type of {_describe(data)}; expected an array of one of: "
             f"{', '.join(MEMORY_TYPES)}"
         )
     return found
+
+
+def _is_array(data: Any, memory_type: str) -> bool:
+    if memory_type == "numpy":
+        return isinstance(data, np.ndarray)  # not numpy scalars, dtypes or ufuncs
+    return hasattr(data, "shape") and hasattr(data, "dtype")
 
 
 def _describe(data: Any) -> str:
@@ -428,8 +440,8 @@ def _describe(data: Any) -> str:
 
 def _check_source(data: Any, source: str) -> None:
     found = _memory_type_of_class(type(data))
-    if found != source or not (hasattr(data, "shape") and hasattr(data, "dtype")):
-        what = f"a {found} array" if found else "not an array of any memory type"
+    if found != source or not _is_array(data, found):
+        what = f"a {found} array" if found and _is_array(data, found) else "not an array of any memory type"
         raise TypeError(f"expected a {source} array as source, got {_describe(data)} ({what})")
 
 
@@ -453,7 +465,7 @@ def _cast_plan(source_dtype: np.dtype, target: str, allow_downcast: bool) -> np.
     if how == "widen":
         return stored
     if how == "unsupported":
-        raise MemoryConversionError(f"{target} cannot hold {source_dtype.name} data; convert it to a real dtype first")
+        raise MemoryConversionError(f"{target} cannot hold {source_dtype.name} data; cast it to a real number dtype such as float32 first")
     if not allow_downcast:
         fix = "set JAX_ENABLE_X64=1 before jax is imported, or " if target == "jax" else ""
         raise MemoryConversionError(

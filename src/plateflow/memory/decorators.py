@@ -18,8 +18,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _attach(func: F, input_type: str, output_type: str) -> F:
     if not callable(func):
         raise TypeError(f"a memory-type decorator needs a function, got {type(func).__name__}")
-    func.input_memory_type = input_type  # type: ignore[attr-defined]
-    func.output_memory_type = output_type  # type: ignore[attr-defined]
+    try:
+        func.input_memory_type = input_type  # type: ignore[attr-defined]
+        func.output_memory_type = output_type  # type: ignore[attr-defined]
+    except AttributeError:
+        raise TypeError(f"cannot attach memory types to {type(func).__name__} {func!r}; wrap it in a def") from None
     return func
 
 

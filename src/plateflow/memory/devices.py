@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import warnings
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable
 
 from .types import LIBRARIES, validate_memory_type
@@ -94,7 +95,7 @@ def _library_status(memory_type: str) -> LibraryStatus:
     return _PROBES[memory_type](module, spec.extra)
 
 
-def _probe_torch(torch, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-def]
+def _probe_torch(torch: ModuleType, extra: str) -> LibraryStatus:
     count = int(torch.cuda.device_count())
     devices = ("cpu",) + tuple(f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(count))
     reason = (
@@ -105,7 +106,7 @@ def _probe_torch(torch, extra: str) -> LibraryStatus:  # type: ignore[no-untyped
     return LibraryStatus(True, devices, tuple(range(count)), True, reason, extra)
 
 
-def _probe_cupy(cupy, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-def]
+def _probe_cupy(cupy: ModuleType, extra: str) -> LibraryStatus:
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
     except cupy.cuda.runtime.CUDARuntimeError as error:
@@ -126,7 +127,7 @@ def _probe_cupy(cupy, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-d
     return LibraryStatus(True, devices, tuple(range(count)), False, reason, extra)
 
 
-def _probe_jax(jax, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-def]
+def _probe_jax(jax: ModuleType, extra: str) -> LibraryStatus:
     try:
         gpus = list(jax.devices("gpu"))
         note = ""
@@ -142,7 +143,7 @@ def _probe_jax(jax, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-def
     return LibraryStatus(True, devices, tuple(range(len(gpus))), True, reason, extra)
 
 
-def _probe_tensorflow(tf, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-def]
+def _probe_tensorflow(tf: ModuleType, extra: str) -> LibraryStatus:
     gpus = list(tf.config.list_physical_devices("GPU"))
     devices = ("cpu",) + tuple(f"GPU:{i}" for i in range(len(gpus)))
     reason = (
@@ -153,7 +154,7 @@ def _probe_tensorflow(tf, extra: str) -> LibraryStatus:  # type: ignore[no-untyp
     return LibraryStatus(True, devices, tuple(range(len(gpus))), True, reason, extra)
 
 
-def _probe_pyclesperanto(cle, extra: str) -> LibraryStatus:  # type: ignore[no-untyped-def]
+def _probe_pyclesperanto(cle: ModuleType, extra: str) -> LibraryStatus:
     # pyclesperanto warns "No device available" for an empty device type; that
     # is expected for "gpu" on a CPU-only machine, so record instead of print.
     with warnings.catch_warnings(record=True):
