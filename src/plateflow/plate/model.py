@@ -159,8 +159,10 @@ def group_files(
     for f in files:
         buckets.setdefault(tuple(getattr(f, c) for c in fixed_names), []).append(f)
 
+    stack_order = tuple(c for c in COMPONENTS if c in variable)
+
     def stack_key(f: ImageFile) -> tuple:
-        return tuple(natural_key(getattr(f, c)) for c in variable)
+        return tuple(natural_key(getattr(f, c)) for c in stack_order)
 
     groups = []
     for key in sorted(buckets, key=lambda k: tuple(natural_key(v) for v in k)):
