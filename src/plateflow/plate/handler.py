@@ -9,6 +9,8 @@ the plate index without touching the disk again.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,7 @@ class PlateMetadata:
     channel_names: Mapping[str, str] = field(default_factory=dict)
 
 
-class MicroscopeHandler:
+class MicroscopeHandler(ABC):
     """Base class for one microscope's file layout.
 
     Subclasses set ``name`` and ``file_pattern`` (a human-readable example shown
@@ -49,13 +51,13 @@ class MicroscopeHandler:
         return f"{type(self).__name__}({self.name!r}{where})"
 
     # -- format-specific -------------------------------------------------
+    @abstractmethod
     def parse_path(self, relpath: str) -> ImageFile | None:
         """The image's components from its path relative to the plate root; ``None`` if not an image of this format."""
-        raise NotImplementedError
 
+    @abstractmethod
     def format_path(self, components: Mapping[str, str], like: ImageFile) -> str:
         """The relative path an image with ``components`` would have, in the style of ``like``."""
-        raise NotImplementedError
 
     def is_metadata_file(self, relpath: str) -> bool:
         """Whether ``relpath`` is one of this format's plate metadata files."""
