@@ -20,7 +20,7 @@ __all__ = [
     "object_tables",
     "grid_of",
     "neighbour_pairs",
-    "overlap_size",
+    "strip_size",
     "expected_offset",
     "overlap_strips",
     "solve_positions",
@@ -130,24 +130,26 @@ def neighbour_pairs(rows: int, columns: int) -> list[tuple[int, int, str]]:
     return pairs
 
 
-def overlap_size(length: int, overlap: float) -> int:
-    return max(1, int(round(length * overlap)))
+def strip_size(length: int, overlap: float) -> int:
+    """Width of the strips compared: twice the expected overlap, so an offset
+    error of up to about the overlap still leaves shared content."""
+    return min(length, 2 * max(1, int(round(length * overlap))))
 
 
 def expected_offset(tile_shape: Sequence[int], overlap: float, direction: str) -> tuple[float, float]:
-    """Offset of a tile from its left (``"x"``) or upper (``"y"``) neighbour if the overlap is exact."""
+    """Offset of a tile from its left (``"x"``) or upper (``"y"``) neighbour when their strips align exactly."""
     height, width = tile_shape
     if direction == "x":
-        return 0.0, float(width - overlap_size(width, overlap))
-    return float(height - overlap_size(height, overlap)), 0.0
+        return 0.0, float(width - strip_size(width, overlap))
+    return float(height - strip_size(height, overlap)), 0.0
 
 
 def overlap_strips(first: Any, second: Any, overlap: float, direction: str) -> tuple[Any, Any]:
-    """The parts of two neighbouring tiles that should show the same scene."""
+    """The trailing strip of a tile and the leading strip of its right or lower neighbour."""
     if direction == "x":
-        n = overlap_size(first.shape[1], overlap)
+        n = strip_size(first.shape[1], overlap)
         return first[:, -n:], second[:, :n]
-    n = overlap_size(first.shape[0], overlap)
+    n = strip_size(first.shape[0], overlap)
     return first[-n:, :], second[:n, :]
 
 

@@ -33,6 +33,8 @@ class Operation:
     category: str
     special_inputs: tuple[str, ...] = ()
     special_outputs: tuple[str, ...] = ()
+    #: special outputs that are results of the run (tables written to the output folder)
+    materialize: bool = False
 
     @property
     def name(self) -> str:
@@ -70,7 +72,7 @@ def fill_doc(**fragments: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 def operation(
-    category: str, *, special_inputs: tuple[str, ...] = (), special_outputs: tuple[str, ...] = ()
+    category: str, *, special_inputs: tuple[str, ...] = (), special_outputs: tuple[str, ...] = (), materialize: bool = False
 ) -> Callable[[Callable[..., Any]], Operation]:
     """Declare a spec function as an :class:`Operation`.
 
@@ -79,7 +81,7 @@ def operation(
     """
 
     def declare(spec: Callable[..., Any]) -> Operation:
-        return Operation(spec, category, tuple(special_inputs), tuple(special_outputs))
+        return Operation(spec, category, tuple(special_inputs), tuple(special_outputs), materialize)
 
     return declare
 
@@ -108,7 +110,7 @@ def implement(op: Operation, kernel: Callable[..., Any], *, memory_type: str, mo
     function.operation = op.name  # type: ignore[attr-defined]
     _memory_type_decorator(memory_type)(function)
     if op.special_outputs:
-        special_outputs(*op.special_outputs)(function)
+        special_outputs(*op.special_outputs, materialize=op.materialize)(function)
     if op.special_inputs:
         special_inputs(*op.special_inputs)(function)
     return function

@@ -12,22 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import _shared
+from .specs import ACCELERATED
 
-__all__ = [
-    "ArrayNamespace",
-    "numpy_namespace",
-    "cupy_namespace",
-    "bind",
-    "normalize_percentile",
-    "gaussian_filter",
-    "median_filter",
-    "top_hat",
-    "max_projection",
-    "mean_projection",
-    "sum_projection",
-    "threshold_otsu",
-    "label",
-]
+__all__ = ["ArrayNamespace", "numpy_namespace", "cupy_namespace", "bind", "normalize_percentile", *ACCELERATED]
 
 BORDER = "nearest"  # the border rule pyclesperanto and torch's "replicate" share
 

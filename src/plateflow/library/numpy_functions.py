@@ -98,7 +98,7 @@ def _segment_plane(plane: Any, sigma: float, min_size: int, min_distance: int) -
     from skimage.feature import peak_local_max
     from skimage.filters import gaussian, threshold_otsu
     from skimage.morphology import remove_small_objects
-    from skimage.segmentation import watershed
+    from skimage.segmentation import relabel_sequential, watershed
 
     smooth = gaussian(plane.astype(np.float32), sigma=sigma, mode="nearest", preserve_range=True)
     if smooth.min() == smooth.max():
@@ -113,9 +113,9 @@ def _segment_plane(plane: Any, sigma: float, min_size: int, min_distance: int) -
     markers = np.zeros(plane.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
     labels = watershed(-distance, markers, mask=mask)
-    labels = remove_small_objects(labels, max_size=min_size - 1) if min_size > 1 else labels
-    from skimage.segmentation import relabel_sequential
-
+    # Splitting can leave fragments below min_size: drop them too.
+    small = np.flatnonzero(np.bincount(labels.ravel()) < min_size)
+    labels[np.isin(labels, small[small > 0])] = 0
     return relabel_sequential(labels)[0].astype(np.int32)
 
 
@@ -147,7 +147,7 @@ def _composite_channels(stack: Any, *, method: str, weights: Any) -> Any:
     return combined[None].astype(np.float32)
 
 
-def _find_tile_positions(stack: Any, *, grid_shape: Any, overlap: float, upsample_factor: int) -> Any:
+def _find_tile_positions(stack: Any, *, grid_shape: Any, overlap: float) -> Any:
     import numpy as np
     from skimage.registration import phase_cross_correlation
 
@@ -156,10 +156,16 @@ def _find_tile_positions(stack: Any, *, grid_shape: Any, overlap: float, upsampl
     offsets = []
     for first, second, direction in _shared.neighbour_pairs(rows, columns):
         reference, moving = _shared.overlap_strips(data[first], data[second], overlap, direction)
-        # The shift that moves the second strip onto the first is the error of the expected offset.
-        shift, _, _ = phase_cross_correlation(reference, moving, upsample_factor=upsample_factor, normalization=None)
+        # Masked (linear, not circular) correlation: the strips share only part of their
+        # content, which biases plain phase correlation towards a zero shift.
+        everywhere = np.ones(reference.shape, dtype=bool)
+        shift = phase_cross_correlation(
+            reference, moving, reference_mask=everywhere, moving_mask=everywhere, overlap_ratio=0.3
+        )[0]
+        # The shift that moves the second strip onto the first is how far the second tile
+        # lies beyond the place where the strips align.
         expected_y, expected_x = _shared.expected_offset(data.shape[1:], overlap, direction)
-        offsets.append((first, second, (expected_y - float(shift[0]), expected_x - float(shift[1]))))
+        offsets.append((first, second, (expected_y + float(shift[0]), expected_x + float(shift[1]))))
     return stack, _shared.solve_positions(len(data), offsets)
 
 

@@ -44,6 +44,12 @@ __all__ = [
     "assemble_tiles",
 ]
 
+#: Operations that every accelerated backend (torch, pyclesperanto, cupy) implements.
+ACCELERATED: tuple[str, ...] = (
+    "gaussian_filter", "median_filter", "top_hat", "max_projection", "mean_projection", "sum_projection",
+    "threshold_otsu", "label",
+)
+
 Percentile = Annotated[float, Bounds(0, 100), Unit("%")]
 Sigma = Annotated[float, Bounds(0, 100), Unit("px")]
 Radius = Annotated[int, Bounds(1, 200), Unit("px")]
@@ -51,13 +57,13 @@ Radius = Annotated[int, Bounds(1, 200), Unit("px")]
 _NUCLEI_PARAMETERS = """
 sigma : float
     Standard deviation of the Gaussian blur applied before thresholding, in
-    pixels; about a quarter of a nucleus diameter smooths out texture.
+    pixels; 1 to 2 suits nuclei 10 to 20 pixels across.
 min_size : int
     Objects smaller than this area, in pixels, are removed as debris.
 min_distance : int
     Smallest distance between two nucleus centres, in pixels; touching
-    nuclei whose centres are closer are kept as one. About half a nucleus
-    diameter.
+    nuclei whose centres are closer are kept as one. About a third of a
+    nucleus diameter.
 """
 
 _PER_SLICE = """
@@ -270,9 +276,9 @@ def label(stack, *, connectivity: Literal[1, 2] = 1):
 def segment_nuclei(
     stack,
     *,
-    sigma: Sigma = 2.0,
+    sigma: Sigma = 1.0,
     min_size: Annotated[int, Bounds(0, None), Unit("px")] = 30,
-    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 5,
+    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 4,
 ):
     """Segment nuclei in each image: blur, Otsu threshold, watershed split of touching nuclei.
 
@@ -286,14 +292,14 @@ def segment_nuclei(
     """
 
 
-@operation("measurement", special_outputs=("object_measurements", "object_counts"))
+@operation("measurement", special_outputs=("object_measurements", "object_counts"), materialize=True)
 @fill_doc(nuclei_parameters=_NUCLEI_PARAMETERS)
 def measure_nuclei(
     stack,
     *,
-    sigma: Sigma = 2.0,
+    sigma: Sigma = 1.0,
     min_size: Annotated[int, Bounds(0, None), Unit("px")] = 30,
-    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 5,
+    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 4,
 ):
     """Segment nuclei as ``segment_nuclei`` does and measure them.
 
@@ -337,17 +343,18 @@ def find_tile_positions(
     stack,
     *,
     grid_shape: tuple[int, int] | None = None,
-    overlap: Annotated[float, Bounds(0.01, 0.9)] = 0.1,
-    upsample_factor: Annotated[int, Bounds(1, 100)] = 1,
+    overlap: Annotated[float, Bounds(0.01, 0.5)] = 0.1,
 ):
-    """Find where the tiles of a grid lie by phase correlation of their overlaps.
+    """Find where the tiles of a grid lie by correlating their overlaps.
 
     The stack holds the tiles in row-major order. Each pair of neighbouring
-    tiles is registered on the strip they should share
-    (``skimage.registration.phase_cross_correlation``), and the positions
-    that best fit every pair's offset are solved by least squares, the first
-    tile at (0, 0). Returns ``(stack, positions)``, ``positions`` a list of
-    ``(y, x)`` pixel positions of each tile's top-left corner.
+    tiles is registered on strips twice as wide as the expected overlap
+    (``skimage.registration.phase_cross_correlation`` in its masked form,
+    which handles partial overlap, to whole pixels), and the positions that
+    best fit every pair's offset are solved by least squares, the first tile
+    at (0, 0). Offsets may differ from the expected overlap by up to about
+    the overlap itself. Returns ``(stack, positions)``, ``positions`` a list
+    of ``(y, x)`` pixel positions of each tile's top-left corner.
 
     Parameters
     ----------
@@ -355,10 +362,7 @@ def find_tile_positions(
         ``(rows, columns)`` of the tile grid; ``None`` for a square grid.
     overlap : float
         Expected fraction of a tile's width (and height) shared with its
-        neighbour, between 0 and 1.
-    upsample_factor : int
-        Subpixel precision of the registration: offsets are found to
-        1/upsample_factor of a pixel.
+        neighbour (unitless, 0.1 for 10 %).
     """
     _require(
         grid_shape is None or all(n >= 1 for n in grid_shape),

@@ -1,0 +1,190 @@
+"""The bundled library for the ``torch`` memory type (CPU or CUDA: each result
+stays on its input tensor's device).
+
+Filters work on the (N, Y, X) tensor as N one-channel images with
+replicate padding, which is scipy's ``mode="nearest"``. torch is imported when
+a function runs, never when this module is imported. Registry names are
+``torch.<function>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _shared, specs
+from ._spec import implement
+
+__all__ = ["normalize_percentile", *specs.ACCELERATED]
+
+
+def _working(stack: Any) -> Any:
+    """``stack`` as floats for arithmetic: float64 where float32 would round its values."""
+    import torch
+
+    exact_in_float32 = stack.dtype in (torch.uint8, torch.int8, torch.int16, torch.uint16, torch.float16, torch.float32)
+    return stack.to(torch.float32 if exact_in_float32 else torch.float64)
+
+
+def _padded(images: Any, radius_y: int, radius_x: int, value: float | None = None) -> Any:
+    """(N, 1, Y, X) images padded by replicating the edge (or with a constant ``value``)."""
+    import torch.nn.functional as F
+
+    pad = (radius_x, radius_x, radius_y, radius_y)
+    return F.pad(images, pad, mode="replicate") if value is None else F.pad(images, pad, value=value)
+
+
+def _normalize_percentile(stack: Any, *, low_percentile: float, high_percentile: float,
+                          target_min: float, target_max: float, clip: bool) -> Any:
+    import torch
+
+    data = stack.to(torch.float32)
+    flat = data.flatten()
+    bounds = []
+    for percentile in (low_percentile, high_percentile):
+        lower, upper, fraction = _shared.percentile_ranks(flat.numel(), percentile)
+        low_value = torch.kthvalue(flat, lower + 1).values.item()
+        high_value = torch.kthvalue(flat, upper + 1).values.item()
+        bounds.append(low_value + fraction * (high_value - low_value))
+    scale, offset = _shared.rescale_coefficients(bounds[0], bounds[1], target_min, target_max)
+    out = data * scale + offset
+    return out.clamp(target_min, target_max) if clip else out
+
+
+def _gaussian_weights(sigma: float) -> Any:
+    """scipy's 1-D Gaussian kernel (radius ``int(4 * sigma + 0.5)``), as float64 numpy."""
+    import numpy as np
+
+    radius = int(4.0 * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (x / sigma) ** 2)
+    return weights / weights.sum()
+
+
+def _gaussian_filter(stack: Any, *, sigma: float) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    images = stack.to(torch.float32)[:, None]
+    if sigma > 0:
+        weights = torch.as_tensor(_gaussian_weights(sigma), dtype=torch.float32, device=stack.device)
+        radius = (len(weights) - 1) // 2
+        images = F.conv2d(_padded(images, 0, radius), weights.view(1, 1, 1, -1))
+        images = F.conv2d(_padded(images, radius, 0), weights.view(1, 1, -1, 1))
+    return images[:, 0]
+
+
+def _median_filter(stack: Any, *, size: int) -> Any:
+    radius = size // 2
+    images = _padded(_working(stack)[:, None], radius, radius)
+    windows = images.unfold(2, size, 1).unfold(3, size, 1)  # (N, 1, Y, X, size, size)
+    median = windows.flatten(-2).median(dim=-1).values  # odd window: the exact middle value
+    return median[:, 0].to(stack.dtype)
+
+
+def _extreme_over_disk(images: Any, offsets: list[tuple[int, int]], radius: int, reduce: Any) -> Any:
+    padded = _padded(images, radius, radius)
+    height, width = images.shape[-2:]
+    result = None
+    for dy, dx in offsets:
+        shifted = padded[..., radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+        result = shifted if result is None else reduce(result, shifted)
+    return result
+
+
+def _top_hat(stack: Any, *, radius: int) -> Any:
+    import torch
+
+    images = _working(stack)[:, None]
+    offsets = _shared.disk_offsets(radius)  # the disk is symmetric, so no footprint flip is needed
+    eroded = _extreme_over_disk(images, offsets, radius, torch.minimum)
+    opened = _extreme_over_disk(eroded, offsets, radius, torch.maximum)
+    return (images - opened)[:, 0].to(stack.dtype)
+
+
+def _max_projection(stack: Any) -> Any:
+    # Through floats: torch has no max for some integer dtypes (uint16) on the CPU.
+    return _working(stack).amax(dim=0, keepdim=True).to(stack.dtype)
+
+
+def _sum_projection(stack: Any) -> Any:
+    import torch
+
+    return stack.to(torch.float32).sum(dim=0, keepdim=True)
+
+
+def _mean_projection(stack: Any) -> Any:
+    return _sum_projection(stack) / float(len(stack))
+
+
+def _otsu_mask(data: Any) -> Any:
+    import torch
+
+    low, high = data.min().item(), data.max().item()
+    if low == high:
+        return torch.zeros(data.shape, dtype=torch.uint8, device=data.device)
+    edges = _shared.histogram_edges(low, high)
+    inner = torch.as_tensor(edges[1:-1], device=data.device)
+    # right=True puts a value equal to an edge in the bin above it, as numpy.histogram does.
+    counts = torch.bucketize(data.flatten(), inner, right=True).bincount(minlength=len(edges) - 1)
+    threshold = _shared.otsu_from_counts(counts.cpu().numpy(), edges)
+    return (data > torch.tensor(threshold, dtype=torch.float32)).to(torch.uint8)
+
+
+def _threshold_otsu(stack: Any, *, per_slice: bool) -> Any:
+    import torch
+
+    data = stack.to(torch.float32)
+    if not per_slice:
+        return _otsu_mask(data)
+    return torch.stack([_otsu_mask(plane) for plane in data])
+
+
+def _neighbourhood_max(values: Any, connectivity: int) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    if connectivity == 2:
+        return F.max_pool2d(values, 3, stride=1, padding=1)
+    padded = _padded(values, 1, 1, value=float("-inf"))
+    height, width = values.shape[-2:]
+    result = values
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        result = torch.maximum(result, padded[..., dy : dy + height, dx : dx + width])
+    return result
+
+
+def _label(stack: Any, *, connectivity: int) -> Any:
+    import torch
+
+    mask = (stack != 0)[:, None]
+    height, width = stack.shape[-2:]
+    index = torch.arange(1, height * width + 1, dtype=torch.float64, device=stack.device).view(1, 1, height, width)
+    background = torch.tensor(float("-inf"), dtype=torch.float64, device=stack.device)
+    # Spread the smallest raster index over each component (as the max of its negation) until
+    # nothing changes; numbering components by that index gives scipy's raster-order labels.
+    values = torch.where(mask, -index, background)
+    while True:
+        spread = torch.where(mask, _neighbourhood_max(values, connectivity), background)
+        if torch.equal(spread, values):
+            break
+        values = spread
+    labels = torch.zeros(stack.shape, dtype=torch.int32, device=stack.device)
+    for plane, (plane_mask, roots) in enumerate(zip(mask[:, 0], -values[:, 0])):
+        first_pixels = torch.unique(roots[plane_mask])
+        labels[plane][plane_mask] = (torch.searchsorted(first_pixels, roots[plane_mask]) + 1).to(torch.int32)
+    return labels
+
+
+def _make(op: Any, kernel: Any) -> Any:
+    return implement(op, kernel, memory_type="torch", module=__name__)
+
+
+normalize_percentile = _make(specs.normalize_percentile, _normalize_percentile)
+gaussian_filter = _make(specs.gaussian_filter, _gaussian_filter)
+median_filter = _make(specs.median_filter, _median_filter)
+top_hat = _make(specs.top_hat, _top_hat)
+max_projection = _make(specs.max_projection, _max_projection)
+mean_projection = _make(specs.mean_projection, _mean_projection)
+sum_projection = _make(specs.sum_projection, _sum_projection)
+threshold_otsu = _make(specs.threshold_otsu, _threshold_otsu)
+label = _make(specs.label, _label)
