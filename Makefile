@@ -16,7 +16,7 @@ APT_PACKAGES := xvfb xauth libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libfontco
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0 libxcb-cursor0 \
 	pocl-opencl-icd ocl-icd-libopencl1
 
-.PHONY: run test demo system-deps install install-test bench clean lint-imports
+.PHONY: run test demo system-deps install install-test bench clean lint-imports screenshot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ lint-imports: install-test
 
 bench: install-test
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+screenshot: system-deps install-test
+	xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) docs/make_screenshot.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
