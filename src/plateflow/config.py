@@ -37,6 +37,8 @@ class GlobalConfig:
         float_output_dtype: dtype that float64 results are written as (``"float32"`` unless asked).
         gpu_ids: GPUs to use; ``None`` means every GPU found, ``()`` means none.
         zarr_compressor: codec name for zarr chunks (``"zstd"``, ``"blosc"`` or ``"none"``).
+        write_outputs: ``False`` keeps every step's output in memory, the last one
+            included (napari's tuning runs on one site write nothing to disk).
     """
 
     num_workers: int = 1
@@ -45,6 +47,7 @@ class GlobalConfig:
     float_output_dtype: str = "float32"
     gpu_ids: tuple[int, ...] | None = None
     zarr_compressor: str = "zstd"
+    write_outputs: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool) or self.num_workers < 1:
@@ -53,6 +56,8 @@ class GlobalConfig:
         _choice("intermediate_backend", self.intermediate_backend, ("memory", "disk"))
         _choice("float_output_dtype", self.float_output_dtype, FLOAT_DTYPES)
         _choice("zarr_compressor", self.zarr_compressor, ("zstd", "blosc", "none"))
+        if not isinstance(self.write_outputs, bool):
+            raise ValueError(f"write_outputs={self.write_outputs!r} is not valid; use True or False")
         if self.gpu_ids is not None:
             ids = tuple(self.gpu_ids)
             if any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in ids):

@@ -235,3 +235,11 @@ def test_compiler_exposes_the_phases_under_their_names():
         "assign_gpu_resources_for_context",
     ):
         assert callable(getattr(PipelineCompiler, name))
+
+
+def test_write_outputs_false_keeps_everything_in_memory(plate):
+    steps = [FunctionStep(func=blur), FunctionStep(func=blur, force_disk_output=True), FunctionStep(func=blur)]
+    contexts = compile_pipeline(steps, plate, config=GlobalConfig(write_outputs=False, output_format="zarr"))
+    plans = contexts["A01"].plans()
+    assert [(p["read_backend"], p["write_backend"]) for p in plans] == [("disk", "memory"), ("memory", "memory"), ("memory", "memory")]
+    assert plans[-1]["zarr_config"] is None

@@ -204,7 +204,7 @@ def declare_zarr_stores_for_context(context: ProcessingContext, steps: Sequence[
     if not plans:
         return
     last = plans[-1]
-    if last.config.output_format != "zarr":
+    if last.config.output_format != "zarr" or not last.config.write_outputs:
         return
     plate = orchestrator.plate
     name = plate.root.name if plate is not None else "plate"
@@ -226,10 +226,15 @@ def declare_zarr_stores_for_context(context: ProcessingContext, steps: Sequence[
 
 
 def plan_materialization_flags_for_context(context: ProcessingContext, steps: Sequence[FunctionStep], orchestrator: Orchestrator) -> None:
-    """First step reads disk, last step writes disk (or zarr), the middle stays in memory unless forced."""
+    """First step reads disk, last step writes disk (or zarr), the middle stays in memory unless forced.
+
+    With ``write_outputs=False`` in the config every step writes memory: nothing reaches the disk.
+    """
     plans = context.plans()
     for position, plan in enumerate(plans):
-        if position == len(plans) - 1:
+        if not plan.config.write_outputs:
+            plan.write_backend = "memory"
+        elif position == len(plans) - 1:
             plan.write_backend = "zarr" if plan.zarr_config else "disk"
         elif plan.force_disk_output:
             plan.write_backend = "disk"

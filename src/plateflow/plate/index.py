@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -110,6 +110,39 @@ class Plate:
         except KeyError:
             raise ValueError(f"well {well!r} is not in the plate; plate wells: {', '.join(self.wells[:24])}"
                              f"{' ...' if len(self.wells) > 24 else ''}") from None
+
+    def subset(self, **values: str | Iterable[str]) -> "Plate":
+        """A view of this plate restricted to some component values, e.g. ``subset(well="A01", site="2")``.
+
+        The view shares the index (no rescan) and the folder; its ``components``
+        list only what remains. Useful to tune on one site or to run a few wells.
+        """
+        wanted: dict[str, set[str]] = {}
+        for name, value in values.items():
+            if name not in COMPONENTS:
+                raise ValueError(f"{name!r} is not a plate component; components are: {', '.join(COMPONENTS)}")
+            chosen = {value} if isinstance(value, str) else {str(v) for v in value}
+            unknown = sorted(chosen - set(self.components[name]), key=natural_key)
+            if unknown:
+                raise ValueError(f"{name} {', '.join(unknown)} not in the plate; values: {', '.join(self.components[name])}")
+            wanted[name] = chosen
+        files = tuple(f for f in self.files if all(getattr(f, n) in allowed for n, allowed in wanted.items()))
+        components = {n: tuple(v for v in self.components[n] if v in {getattr(f, n) for f in files}) for n in COMPONENTS}
+        handler = type(self.microscope_handler)()
+        view = replace(
+            self,
+            wells=components["well"],
+            components=FrozenDict(components),
+            microscope_handler=handler,
+            files=files,
+            missing_files=tuple(p for p in self.missing_files if p in {f.path for f in files}),
+        )
+        # Metadata and header do not change with the selection: share what was read.
+        for cached in ("_header", "_metadata"):
+            if cached in self.__dict__:
+                view.__dict__[cached] = self.__dict__[cached]
+        handler.bind(view)
+        return view
 
     def path_of(self, image: ImageFile | str) -> Path:
         """Absolute path of an image (an ``ImageFile`` or a relative path)."""
