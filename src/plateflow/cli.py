@@ -1,0 +1,282 @@
+"""The ``plateflow`` command: run, check, sample-plate, functions, demo.
+
+Pipelines are YAML pipeline files (``plateflow.io.load_pipeline``): loading one
+never imports or runs code from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+_EPILOG = """\
+examples:
+  plateflow sample-plate my_plate --wells A01,A02,B01 --sites 4
+  plateflow check nuclei.yaml my_plate
+  plateflow run nuclei.yaml my_plate -o results --workers 4
+  plateflow run nuclei.yaml my_plate -o results --resume
+  plateflow run nuclei.yaml my_plate -o results --format zarr --wells A01,B02
+  plateflow run nuclei.yaml my_plate -o results --scheduler tcp://10.0.0.5:8786
+  plateflow functions --memory-type numpy --category filter
+  plateflow demo --out demo_results --workers 2
+
+exit status: 0 when everything succeeded, 1 when a well failed or the pipeline
+has errors (every diagnostic is printed), 2 for a wrong command line.
+"""
+
+
+def _wells(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    wells = [w.strip() for w in text.split(",") if w.strip()]
+    if not wells:
+        raise argparse.ArgumentTypeError("--wells needs at least one well id, e.g. A01,B02")
+    return wells
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not valid; use a whole number >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plateflow",
+        description="Compile-then-run image-processing pipelines for high-content-screening plates.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from ._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"plateflow {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    run = commands.add_parser(
+        "run",
+        help="run a pipeline file on a plate",
+        description="Compile PIPELINE against PLATE and run it on every well (or --wells), writing results to OUT.",
+        epilog="examples:\n  plateflow run nuclei.yaml my_plate -o results --workers 4\n  plateflow run nuclei.yaml my_plate -o results --resume --quiet\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("pipeline", metavar="PIPELINE", help="YAML pipeline file")
+    run.add_argument("plate", metavar="PLATE", help="plate folder")
+    run.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (never inside the plate)")
+    run.add_argument("--wells", metavar="A01,B02", help="comma-separated wells to run (default: all)")
+    run.add_argument("--workers", type=_positive, default=1, metavar="N", help="wells processed at once (default 1)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (tcp://host:8786)")
+    run.add_argument("--format", choices=("tiff", "zarr"), default=None, help="output format (default tiff)")
+    run.add_argument("--resume", action="store_true", help="skip wells an earlier run in OUT finished")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    check = commands.add_parser(
+        "check",
+        help="check a pipeline file (and a plate) without running it",
+        description="Print every diagnostic of PIPELINE, checked against PLATE when given.",
+        epilog="example:\n  plateflow check nuclei.yaml my_plate\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("pipeline", metavar="PIPELINE", help="YAML pipeline file")
+    check.add_argument("plate", metavar="PLATE", nargs="?", help="plate folder (optional)")
+
+    sample = commands.add_parser(
+        "sample-plate",
+        help="write a synthetic ImageXpress plate with ground-truth nucleus counts",
+        description="Write a synthetic plate to DIR (with ground_truth.csv).",
+        epilog="example:\n  plateflow sample-plate my_plate --wells A01,A02 --sites 2 --size 128\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sample.add_argument("dir", metavar="DIR", help="plate folder to create")
+    sample.add_argument("--wells", default="A01,A02,B01,B02", metavar="A01,B02", help="comma-separated wells (default A01,A02,B01,B02)")
+    sample.add_argument("--sites", type=_positive, default=4, metavar="N")
+    sample.add_argument("--channels", type=_positive, default=2, metavar="N")
+    sample.add_argument("--z", type=_positive, default=3, metavar="N", help="Z planes")
+    sample.add_argument("--size", type=_positive, default=256, metavar="N", help="image side in pixels")
+    sample.add_argument("--seed", type=int, default=0, metavar="N")
+
+    functions = commands.add_parser(
+        "functions",
+        help="list the registered functions",
+        description="List the functions pipeline files can name.",
+        epilog="example:\n  plateflow functions --memory-type numpy\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    functions.add_argument("--memory-type", metavar="T", help="only functions taking this memory type")
+    functions.add_argument("--category", metavar="C", help="only this category")
+
+    demo = commands.add_parser(
+        "demo",
+        help="count nuclei on the bundled sample plate and compare with the ground truth",
+        description="Run the demo pipeline (normalize, top-hat, Z projection, nucleus count) on the bundled sample plate.",
+        epilog="example:\n  plateflow demo --out demo_results --workers 2\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--out", metavar="DIR", help="output folder (default: a temporary folder)")
+    demo.add_argument("--workers", type=_positive, default=1, metavar="N")
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _print_diagnostics(diagnostics: Sequence[Any]) -> None:
+    for diagnostic in diagnostics:
+        print(diagnostic.format())
+
+
+def _load(path: str) -> Any:
+    """The pipeline in ``path``, or ``None`` after printing why it cannot be loaded."""
+    from . import io
+
+    try:
+        return io.load_pipeline(path)
+    except FileNotFoundError:
+        print(f"error: pipeline file not found: {path}")
+    except io.PipelineFileError as error:
+        print(str(error))
+    return None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .compiler import CompileError
+    from .execution import run
+
+    pipeline = _load(args.pipeline)
+    if pipeline is None:
+        return 1
+    try:
+        wells = _wells(args.wells)
+        report = run(
+            pipeline,
+            args.plate,
+            args.out,
+            wells=wells,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            output_format=args.format,
+            progress=not args.quiet,
+        )
+    except CompileError as error:
+        errors = len(error.errors)
+        print(f"the pipeline has {errors} error{'s' if errors != 1 else ''}; nothing was run:")
+        _print_diagnostics(error.diagnostics)
+        return 1
+    except (FileNotFoundError, NotADirectoryError, ValueError, argparse.ArgumentTypeError) as error:
+        print(f"error: {error}")
+        return 1
+    print(report.summary())
+    for well, failure in report.failed.items():
+        print(f"\n--- {well} traceback ---\n{failure.traceback.rstrip()}")
+    return 0 if report.ok else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .compiler import check
+
+    pipeline = _load(args.pipeline)
+    if pipeline is None:
+        return 1
+    diagnostics = check(pipeline, args.plate)
+    _print_diagnostics(diagnostics)
+    errors = sum(1 for d in diagnostics if d.is_error)
+    warnings = len(diagnostics) - errors
+    print(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
+    return 1 if errors else 0
+
+
+def _cmd_sample_plate(args: argparse.Namespace) -> int:
+    from .plate.sample import generate_sample_plate
+
+    try:
+        root = generate_sample_plate(
+            args.dir,
+            wells=_wells(args.wells) or (),
+            sites=args.sites,
+            channels=args.channels,
+            z_planes=args.z,
+            size=(args.size, args.size),
+            seed=args.seed,
+        )
+    except (ValueError, FileExistsError, argparse.ArgumentTypeError) as error:
+        print(f"error: {error}")
+        return 1
+    print(f"wrote sample plate {root}")
+    return 0
+
+
+def _cmd_functions(args: argparse.Namespace) -> int:
+    from .library import registry
+
+    try:
+        text = registry.format_function_table(memory_type=args.memory_type, category=args.category)
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}")
+        return 1
+    print(text, end="")
+    return 0
+
+
+def _ground_truth(plate: Path) -> dict[str, int]:
+    truth: dict[str, int] = {}
+    with open(plate / "ground_truth.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            truth[row["well"]] = truth.get(row["well"], 0) + int(row["nucleus_count"])
+    return truth
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .execution import run
+    from .execution.demo import COUNT_COLUMN, COUNTS_TABLE, demo_pipeline
+    from .plate.sample import sample_plate_path
+
+    plate = sample_plate_path()
+    with tempfile.TemporaryDirectory(prefix="plateflow-demo-") as scratch:
+        out = Path(args.out) if args.out else Path(scratch) / "out"
+        report = run(demo_pipeline(), plate, out, workers=args.workers, progress=not args.quiet)
+        print(report.summary())
+        counts: dict[str, int] = {}
+        table = report.tables.get(COUNTS_TABLE)
+        if table is not None:
+            with open(table, newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle):
+                    counts[row["well"]] = counts.get(row["well"], 0) + int(row[COUNT_COLUMN])
+        truth = _ground_truth(plate)
+        print(f"\n{'well':<6}{'counted':>9}{'truth':>8}{'error':>8}")
+        for well in sorted(truth):
+            if well in counts:
+                error = (counts[well] - truth[well]) / truth[well] * 100
+                print(f"{well:<6}{counts[well]:>9}{truth[well]:>8}{error:>7.1f}%")
+            else:
+                print(f"{well:<6}{'-':>9}{truth[well]:>8}{'':>8}")
+        if not args.out:
+            print("\n(outputs were in a temporary folder; pass --out DIR to keep them)")
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``plateflow`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    handlers = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "sample-plate": _cmd_sample_plate,
+        "functions": _cmd_functions,
+        "demo": _cmd_demo,
+    }
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,439 @@
+"""Run one step of one well from its frozen plan: ``process_step(step, context)``.
+
+A step only reads its plan and the VFS. For each pattern group of the well's
+input images it loads the slices, stacks and converts them to the function's
+memory type, runs the pattern, and saves the result back, one plane per image,
+under the plan's output folder with the input image's relative path.
+
+Stack sizes: a function returns as many images as it was given (each output
+keeps its input's name) or one image from several (a projection: the output
+takes the first input image's name). Anything else is an error.
+
+Special outputs are saved per producing group under the output's VFS path,
+keyed by the group's fixed components. A consuming group receives the value
+of the producer group that matches it, tried in this order:
+
+1. the producer group with exactly the consumer's fixed components;
+2. the only producer group, when there is one (a value shared by the well);
+3. the one producer group whose fixed components all appear, with the same
+   values, among the consumer's (for example a per-site value consumed after
+   a projection fixed ``z_index``).
+
+Special outputs marked ``materialize`` are results of the run: tables (lists
+of dict rows) become the well's part of one plate-wide CSV, with ``well`` and
+the group's component columns added first (a row's ``slice`` names its image
+in the input stack, which gives the varying components such as ``site``);
+other values are saved as ``.npy`` (arrays) or ``.json`` files.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+
+from ..memory.conversion import detect_memory_type
+from ..memory.stacking import stack_slices, unstack_slices
+from ..patterns import FunctionCall
+from ..special_io import get_special_inputs, get_special_outputs
+from ..steps import COMPONENTS
+
+if TYPE_CHECKING:
+    from ..compiler.context import ProcessingContext
+    from ..compiler.plan import StepPlan
+    from ..plate.model import ImageFile, PatternGroup
+    from ..vfs import FileManager
+
+__all__ = [
+    "StepError",
+    "StepResult",
+    "process_step",
+    "run_plan",
+    "storable_dtype",
+    "table_rows",
+    "partial_table_path",
+    "STATE_DIR",
+]
+
+#: Folder under the output root for run bookkeeping (partial tables, locks).
+STATE_DIR = ".plateflow"
+
+_SHARED_KEY = "_"  # special-output key of a group with no fixed component besides the well
+
+
+class StepError(RuntimeError):
+    """A step failed for one well; the message names the step, function, well, group and file."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        step_index: int,
+        step_name: str,
+        well: str | None,
+        function: str = "",
+        group: str = "",
+        file: str = "",
+    ) -> None:
+        self.reason = reason
+        self.step_index = step_index
+        self.step_name = step_name
+        self.well = well
+        self.function = function
+        self.group = group
+        self.file = file
+        where = [f"step {step_index + 1} {step_name!r}"]
+        if function:
+            where.append(f"function {function}")
+        where.append(f"well {well}")
+        if group:
+            where.append(f"group {group}")
+        if file:
+            where.append(f"file {file}")
+        super().__init__(f"{', '.join(where)}: {reason}")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step wrote for one well.
+
+    Attributes:
+        outputs: ``(backend, path)`` of every image plane saved.
+        results: paths of materialized special outputs saved to disk (tables and values).
+        tables: table name -> path of this well's partial CSV.
+        groups: pattern groups run; ``skipped``: groups with no entry in a dict pattern.
+    """
+
+    step_index: int
+    step_name: str
+    outputs: tuple[tuple[str, str], ...] = ()
+    results: tuple[str, ...] = ()
+    tables: Mapping[str, str] = field(default_factory=dict)
+    groups: int = 0
+    skipped: int = 0
+
+
+def process_step(step: Any, context: "ProcessingContext") -> StepResult:
+    """Run ``step`` for the context's well, reading only the frozen plan; never changes the context."""
+    return run_plan(context.plan(step), context)
+
+
+def storable_dtype(dtype: np.dtype, float_output_dtype: str) -> np.dtype:
+    """The dtype a numpy result is saved as: float64 as the configured float dtype, bool as uint8."""
+    if dtype == np.bool_:
+        return np.dtype(np.uint8)
+    if dtype == np.float64:
+        return np.dtype(float_output_dtype)
+    return dtype
+
+
+def partial_table_path(output_root: str, name: str, well: str) -> str:
+    """Where one well's rows of table ``name`` are kept until the plate's table is merged."""
+    return f"{output_root.rstrip('/')}/{STATE_DIR}/tables/{name}/{well}.csv"
+
+
+def _join(folder: str, relpath: str) -> str:
+    return posixpath.join(folder, relpath) if folder else relpath
+
+
+def _group_label(group: "PatternGroup") -> str:
+    rest = " ".join(f"{k}={v}" for k, v in group.fixed.items() if k != "well")
+    return f"[{rest}]" if rest else "[whole well]"
+
+
+def _special_key(fixed: Mapping[str, str]) -> str:
+    items = [(k, v) for k, v in fixed.items() if k != "well"]
+    return urlencode(items) if items else _SHARED_KEY
+
+
+def _parse_special_key(key: str) -> dict[str, str]:
+    return {} if key == _SHARED_KEY else dict(parse_qsl(key, keep_blank_values=True))
+
+
+class _Step:
+    """One run of one plan: the plan, the VFS and the error context."""
+
+    def __init__(self, plan: "StepPlan", context: "ProcessingContext") -> None:
+        self.plan = plan
+        self.context = context
+        if context.filemanager is None:
+            raise self.error("the context has no file manager; compile with filemanager=FileManager(...) "
+                             "or run it through plateflow.execution.run_well")
+        if context.plate is None:
+            raise self.error("the context has no plate; compile the pipeline against a plate")
+        self.fm: "FileManager" = context.filemanager
+        self.handler = context.plate.microscope_handler
+        self.well = plan.well_id
+
+    def error(self, reason: str, call: FunctionCall | None = None, group: "PatternGroup | None" = None, file: str = "") -> StepError:
+        return StepError(
+            reason,
+            step_index=self.plan.step_index,
+            step_name=self.plan.step_name,
+            well=self.plan.well_id,
+            function=call.name if call is not None else "",
+            group=_group_label(group) if group is not None else "",
+            file=file,
+        )
+
+    # -- inputs ------------------------------------------------------------
+    def input_images(self) -> list["ImageFile"]:
+        plan = self.plan
+        if plan.reads_plate:
+            return list(self.context.plate.files_for_well(self.well))
+        try:
+            relpaths = self.fm.list(plan.input_dir, plan.read_backend)
+        except FileNotFoundError:
+            return []
+        images = []
+        for relpath in relpaths:
+            image = self.handler.parse_path(relpath)
+            if image is not None and image.well == self.well:
+                images.append(image)
+        return images
+
+    def load_stack(self, group: "PatternGroup") -> Any:
+        plan = self.plan
+        slices = []
+        for image in group.files:
+            try:
+                slices.append(self.fm.load(_join(plan.input_dir, image.path), plan.read_backend, memory_type=None))
+            except Exception as error:  # any reader failure becomes this step's error, naming the file
+                raise self.error(f"cannot load the image: {type(error).__name__}: {error}", group=group, file=image.path) from error
+        try:
+            return stack_slices(slices, plan.input_memory_type or "numpy", plan.gpu_id)
+        except (TypeError, ValueError) as error:
+            raise self.error(f"cannot stack the images as {plan.input_memory_type}: {error}", group=group) from error
+
+    def load_specials(self) -> dict[str, list[tuple[dict[str, str], Any]]]:
+        found: dict[str, list[tuple[dict[str, str], Any]]] = {}
+        for name, spec in self.plan.special_inputs.items():
+            path, backend = spec["path"], spec["backend"]
+            try:
+                keys = self.fm.list(path, backend, recursive=False)
+            except FileNotFoundError:
+                keys = []
+            found[name] = [(_parse_special_key(key), self.fm.load(_join(path, key), backend, memory_type=None)) for key in keys]
+        return found
+
+    def special_value(self, name: str, entries: list[tuple[dict[str, str], Any]], group: "PatternGroup", call: FunctionCall) -> Any:
+        own = {k: v for k, v in group.fixed.items() if k != "well"}
+        if not entries:
+            raise self.error(f"no value for special input {name!r}: the step that produces it made none for this well", call, group)
+        for fixed, value in entries:
+            if fixed == own:
+                return value
+        if len(entries) == 1:
+            return entries[0][1]
+        subsets = [value for fixed, value in entries if all(own.get(k) == v for k, v in fixed.items())]
+        if len(subsets) == 1:
+            return subsets[0]
+        producers = "; ".join(" ".join(f"{k}={v}" for k, v in fixed.items()) or "whole well" for fixed, _ in entries)
+        raise self.error(
+            f"special input {name!r} has {len(entries)} producer groups ({producers}) and none matches this group; "
+            "give the producing and consuming steps variable_components that line up",
+            call,
+            group,
+        )
+
+    # -- running -----------------------------------------------------------
+    def run_chain(self, chain: Sequence[FunctionCall], stack: Any, group: "PatternGroup", specials: dict[str, list[tuple[dict[str, str], Any]]]) -> tuple[Any, dict[str, Any]]:
+        data = stack
+        produced: dict[str, Any] = {}
+        for call in chain:
+            kwargs = dict(call.kwargs)
+            for name in get_special_inputs(call.func):
+                if name in produced:  # made earlier in this chain
+                    kwargs[name] = produced[name]
+                elif name in specials:
+                    kwargs[name] = self.special_value(name, specials[name], group, call)
+                else:
+                    raise self.error(f"special input {name!r} is not linked to any producing step in the plan", call, group)
+            try:
+                result = call.func(data, **kwargs)
+            except Exception as error:  # the user's function failed: report it with where it ran
+                raise self.error(f"{type(error).__name__}: {error}", call, group) from error
+            names = get_special_outputs(call.func)
+            if names:
+                if not isinstance(result, tuple) or len(result) != 1 + len(names):
+                    got = f"a tuple of {len(result)} values" if isinstance(result, tuple) else f"one {type(result).__name__}"
+                    raise self.error(
+                        f"returned {got}, but it declares special outputs {', '.join(names)}: "
+                        f"return ({', '.join(('stack', *names))}), {1 + len(names)} values",
+                        call,
+                        group,
+                    )
+                data = result[0]
+                produced.update(zip(names, result[1:]))
+            else:
+                if isinstance(result, tuple):
+                    raise self.error(
+                        f"returned a tuple of {len(result)} values but declares no special outputs; return only the "
+                        "image stack, or declare the extra values with @special_outputs",
+                        call,
+                        group,
+                    )
+                data = result
+            self.check_stack(data, call, group)
+        return data, produced
+
+    def check_stack(self, data: Any, call: FunctionCall, group: "PatternGroup") -> None:
+        try:
+            detect_memory_type(data)
+        except TypeError:
+            raise self.error(f"returned {type(data).__name__}, not an image stack; return an (N, Y, X) array", call, group) from None
+        shape = tuple(int(s) for s in data.shape)
+        if len(shape) != 3:
+            raise self.error(
+                f"returned an array of shape {shape}; a step function returns an (N, Y, X) stack "
+                "(use image[None] for a single image)",
+                call,
+                group,
+            )
+
+    def output_names(self, data: Any, group: "PatternGroup", call: FunctionCall) -> list[str]:
+        n_in, n_out = len(group.files), int(data.shape[0])
+        if n_out == n_in:
+            return [image.path for image in group.files]
+        if n_out == 1:
+            return [group.files[0].path]  # a projection: the first image's name stands for the stack
+        raise self.error(
+            f"returned {n_out} images for a stack of {n_in}; return {n_in} (one per input image) or 1 (a projection)",
+            call,
+            group,
+        )
+
+    # -- outputs -----------------------------------------------------------
+    def save_planes(self, data: Any, names: list[str], group: "PatternGroup", call: FunctionCall) -> list[tuple[str, str]]:
+        plan = self.plan
+        # zarr planes wait in memory: a well's arrays are shaped once its last step has made every plane.
+        backend = "memory" if plan.write_backend == "zarr" else plan.write_backend
+        target = "numpy" if plan.write_backend in ("disk", "zarr") else (plan.output_memory_type or detect_memory_type(data))
+        try:
+            planes = unstack_slices(data, target, None if target == "numpy" else plan.gpu_id)
+        except (TypeError, ValueError) as error:
+            raise self.error(f"cannot split the result into planes: {error}", call, group) from error
+        float_dtype = plan.config.float_output_dtype
+        written = []
+        for relpath, plane in zip(names, planes):
+            if isinstance(plane, np.ndarray):
+                wanted = storable_dtype(plane.dtype, float_dtype)
+                if wanted != plane.dtype:
+                    plane = plane.astype(wanted)
+            path = _join(plan.output_dir, relpath)
+            try:
+                self.fm.save(plane, path, backend)
+            except Exception as error:  # a write failure is this step's error, naming the file
+                raise self.error(f"cannot save the output: {type(error).__name__}: {error}", call, group, relpath) from error
+            written.append((backend, path))
+        return written
+
+    def save_specials(self, produced: dict[str, Any], group: "PatternGroup") -> None:
+        key = _special_key(group.fixed)
+        for name, spec in self.plan.special_outputs.items():
+            if name in produced:
+                self.fm.save(produced[name], _join(spec["path"], key), spec["backend"])
+
+    def materialize(self, name: str, values: list[tuple["PatternGroup", Any]]) -> tuple[list[str], str | None]:
+        """Save a materialized output: the well's partial table, or one file per group."""
+        root = self.context.output_root.rstrip("/") or "."
+        files: list[str] = []
+        tables = [table_rows(value, group, self.well) for group, value in values]
+        if all(table is not None for table in tables):
+            rows = [row for table in tables for row in table or ()]
+            path = partial_table_path(root, name, str(self.well))
+            self.fm.save(rows, path, "disk")
+            return [], path
+        for group, value in values:
+            key = _special_key(group.fixed).replace("&", "_").replace("=", "")
+            stem = f"{root}/{name}/{self.well}_{key}"
+            if hasattr(value, "shape") and hasattr(value, "dtype"):
+                self.fm.save(value, f"{stem}.npy", "disk")
+                files.append(f"{stem}.npy")
+            else:
+                self.fm.save(value, f"{stem}.json", "disk")
+                files.append(f"{stem}.json")
+        return files, None
+
+
+def table_rows(value: Any, group: "PatternGroup", well: str | None) -> list[dict[str, Any]] | None:
+    """Rows of a table-like value with ``well`` and component columns first; ``None`` if not a table.
+
+    Tables are lists of dict rows, a dict of equal-length columns, or one dict (one row).
+    """
+    if isinstance(value, Mapping):
+        columns = {str(k): v for k, v in value.items()}
+        if columns and all(isinstance(v, (list, tuple, np.ndarray)) for v in columns.values()):
+            lengths = {len(v) for v in columns.values()}
+            if len(lengths) != 1:
+                return None
+            n = lengths.pop()
+            rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        else:
+            rows = [columns]
+    elif isinstance(value, (list, tuple)) and all(isinstance(r, Mapping) for r in value):
+        rows = [{str(k): v for k, v in r.items()} for r in value]
+    else:
+        return None
+    fixed = group.fixed
+    out = []
+    for row in rows:
+        columns: dict[str, Any] = {"well": well}
+        image = None
+        index = row.get("slice")
+        if isinstance(index, (int, np.integer)) and 0 <= int(index) < len(group.files):
+            image = group.files[int(index)]
+        for component in COMPONENTS[1:]:
+            if component in fixed:
+                columns[component] = fixed[component]
+            elif image is not None:
+                columns[component] = image.component(component)
+        columns.update(row)
+        out.append(columns)
+    return out
+
+
+def run_plan(plan: "StepPlan", context: "ProcessingContext") -> StepResult:
+    """Run one compiled plan for its well (``process_step`` without the step object)."""
+    runner = _Step(plan, context)
+    if plan.func is None:
+        raise runner.error("the plan has no function; compile the pipeline before running it")
+    images = runner.input_images()
+    if not images:
+        raise runner.error(f"no input images for this well in {plan.input_dir} ({plan.read_backend})")
+    try:
+        groups = runner.handler.group_files(images, plan.variable_components, plan.group_by)
+    except ValueError as error:
+        raise runner.error(f"cannot group the images: {error}") from error
+    specials = runner.load_specials()
+    materialized = {name: [] for name, spec in plan.special_outputs.items() if spec.get("materialize")}
+    outputs: list[tuple[str, str]] = []
+    ran = skipped = 0
+    for group in groups:
+        if plan.func.is_dict and group.group_key not in plan.func.chains:
+            skipped += 1  # a dict pattern runs only the component values it names
+            continue
+        chain = plan.func.chain_for(group.group_key)
+        stack = runner.load_stack(group)
+        data, produced = runner.run_chain(chain, stack, group, specials)
+        del stack
+        names = runner.output_names(data, group, chain[-1])
+        outputs.extend(runner.save_planes(data, names, group, chain[-1]))
+        runner.save_specials(produced, group)
+        for name, values in materialized.items():
+            if name in produced:
+                values.append((group, produced[name]))
+        ran += 1
+    results: list[str] = []
+    tables: dict[str, str] = {}
+    for name, values in materialized.items():
+        if values:
+            files, table = runner.materialize(name, values)
+            results.extend(files)
+            if table is not None:
+                tables[name] = table
+    return StepResult(plan.step_index, plan.step_name, tuple(outputs), tuple(results), tables, ran, skipped)

@@ -1,0 +1,337 @@
+"""Run every step of one well: ``run_well(context) -> WellResult``.
+
+A failing step ends its well, never the run: the failure is returned as a
+:class:`WellFailure` (step, function, file, error text and traceback). The
+well's memory-backend data is freed when the well ends, whatever happened.
+With zarr output the last step's planes wait in memory and are written to the
+plate store here, once the well has made all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..plate.model import natural_sorted
+from .step_runner import STATE_DIR, StepError, run_plan
+
+if TYPE_CHECKING:
+    from ..compiler.context import ProcessingContext
+    from ..vfs import FileManager
+
+__all__ = ["WellFailure", "WellResult", "run_well", "bind_context", "pack_context", "unpack_context"]
+
+StepCallback = Callable[[str, int, int, str], None]
+
+
+@dataclass(frozen=True)
+class WellFailure:
+    """Why a well failed.
+
+    Attributes:
+        step_index: 0-based index of the failing step (``None`` outside any step).
+        step_name: its name; ``function``: the function that failed, where known.
+        file: the input file that could not be read, where that was the problem.
+        error: the error message; ``traceback``: the full traceback text.
+        group: the pattern group being processed (``"[site=1 channel=2]"``).
+    """
+
+    step_index: int | None
+    step_name: str
+    function: str
+    file: str
+    error: str
+    traceback: str
+    group: str = ""
+
+    def format(self) -> str:
+        where = f"step {self.step_index + 1} {self.step_name!r}" if self.step_index is not None else "after the steps"
+        return f"{where}: {self.error}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step_index": self.step_index,
+            "step_name": self.step_name,
+            "function": self.function,
+            "file": self.file,
+            "group": self.group,
+            "error": self.error,
+            "traceback": self.traceback,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WellFailure":
+        return cls(
+            data.get("step_index"),
+            data.get("step_name", ""),
+            data.get("function", ""),
+            data.get("file", ""),
+            data.get("error", ""),
+            data.get("traceback", ""),
+            data.get("group", ""),
+        )
+
+
+@dataclass(frozen=True)
+class WellResult:
+    """What one well produced.
+
+    Attributes:
+        outputs: files written, relative to the output root (zarr planes as ``<store>.zarr/<image path>``).
+        tables: table name -> this well's partial CSV, relative to the output root.
+        failure: ``None`` when every step succeeded.
+    """
+
+    well: str
+    outputs: tuple[str, ...] = ()
+    tables: dict[str, str] = field(default_factory=dict)
+    failure: WellFailure | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+# -- shipping contexts to workers -------------------------------------------------
+
+
+def bind_context(context: "ProcessingContext", *, plate: Any = None, filemanager: "FileManager | None" = None) -> "ProcessingContext":
+    """A copy of a frozen context that uses another plate object and file manager.
+
+    Workers receive contexts without the plate index (shipped once per worker)
+    and without the parent's file manager (each process has its own memory).
+    """
+    from ..compiler.context import ProcessingContext
+
+    state = dict(context.__getstate__())
+    if plate is not None:
+        state["plate"] = plate
+    state["filemanager"] = filemanager
+    bound = ProcessingContext.__new__(ProcessingContext)
+    bound.__setstate__(state)
+    return bound
+
+
+def pack_context(context: "ProcessingContext") -> bytes:
+    """The context as bytes without its plate and file manager (a few kB per well)."""
+    state = dict(context.__getstate__())
+    state["plate"] = None
+    state["filemanager"] = None
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_context(blob: bytes, plate: Any, filemanager: "FileManager") -> "ProcessingContext":
+    from ..compiler.context import ProcessingContext
+
+    state = pickle.loads(blob)
+    state["plate"] = plate
+    state["filemanager"] = filemanager
+    context = ProcessingContext.__new__(ProcessingContext)
+    context.__setstate__(state)
+    return context
+
+
+def new_filemanager(plate: Any) -> "FileManager":
+    """A file manager that refuses every write under the plate's folder."""
+    from ..vfs import FileManager
+
+    return FileManager(read_only_roots=[plate.root])
+
+
+# -- one well ---------------------------------------------------------------------
+
+
+def run_well(context: "ProcessingContext", *, on_step: StepCallback | None = None) -> WellResult:
+    """Run every step of the context's well in order; never raises for a failing step.
+
+    ``on_step(well, step_index, step_count, step_name)`` is called before each step.
+    A context without a file manager gets one that protects the plate.
+    """
+    if context.filemanager is None:
+        context = bind_context(context, filemanager=new_filemanager(context.plate))
+    well = str(context.well_id)
+    plans = context.plans()
+    root = context.output_root.rstrip("/") or "."
+    started = time.perf_counter()
+    written: list[str] = []
+    tables: dict[str, str] = {}
+    current = None
+    failure = None
+    buffered: list[str] = []
+    previous = None
+    try:
+        for plan in plans:
+            current = plan
+            if on_step is not None:
+                on_step(well, plan.step_index, len(plans), plan.step_name)
+            result = run_plan(plan, context)
+            written.extend(path for backend, path in result.outputs if backend != "memory")
+            written.extend(result.results)
+            tables.update(result.tables)
+            if plan.write_backend == "zarr":
+                buffered = [path for _, path in result.outputs]
+            if previous is not None and previous.write_backend == "memory":
+                # Only the next step reads a step's images: free them as soon as it has run.
+                _free_images(context, previous)
+            previous = plan
+        current = None
+        if plans and plans[-1].write_backend == "zarr":
+            written.extend(_flush_zarr(context, plans[-1], buffered))
+    except StepError as error:
+        failure = WellFailure(error.step_index, error.step_name, error.function, error.file, str(error), traceback.format_exc(), error.group)
+    except Exception as error:  # anything else ends this well only; record where it happened
+        failure = WellFailure(
+            current.step_index if current is not None else None,
+            current.step_name if current is not None else "",
+            "",
+            "",
+            f"{type(error).__name__}: {error}",
+            traceback.format_exc(),
+        )
+    finally:
+        free_well_memory(context)
+    return WellResult(
+        well,
+        tuple(_relative(p, root) for p in written),
+        {name: _relative(p, root) for name, p in tables.items()},
+        failure,
+        time.perf_counter() - started,
+    )
+
+
+def _relative(path: str, root: str) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def free_well_memory(context: "ProcessingContext") -> None:
+    """Delete everything the well's steps keep in the memory backend."""
+    fm = context.filemanager
+    if fm is None or "memory" not in fm.backends:
+        return
+    for plan in context.plans():
+        for spec in plan.special_outputs.values():
+            if spec["backend"] == "memory" and fm.exists(spec["path"], "memory"):
+                fm.delete(spec["path"], "memory")
+        if plan.write_backend in ("memory", "zarr"):
+            _free_images(context, plan)
+
+
+def _free_images(context: "ProcessingContext", plan: Any) -> None:
+    """Delete the images ``plan`` keeps in memory for the context's well (other wells' stay)."""
+    fm = context.filemanager
+    if fm is None or context.plate is None:
+        return
+    handler = context.plate.microscope_handler
+    try:
+        relpaths = fm.list(plan.output_dir, "memory")
+    except FileNotFoundError:
+        return
+    for relpath in relpaths:
+        image = handler.parse_path(relpath)
+        if image is not None and image.well == context.well_id:
+            fm.delete(f"{plan.output_dir}/{relpath}", "memory")
+
+
+# -- zarr output ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _store_lock(root: str) -> Iterator[None]:
+    """An exclusive lock between the processes of one run (the first well creates the store)."""
+    folder = Path(root) / STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "zarr.lock", "a+b") as handle:
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+            return
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _flush_zarr(context: "ProcessingContext", plan: Any, buffered: list[str]) -> list[str]:
+    """Write the well's buffered final planes into the plate store, creating it if this is the first well."""
+    from ..vfs import ZarrPlateLayout, create_plate_store
+
+    fm = context.filemanager
+    assert fm is not None
+    plate = context.plate
+    handler = plate.microscope_handler
+    config = plan.zarr_config
+    well = context.well_id
+    planes = []
+    for path in buffered:
+        image = handler.parse_path(_relative(path, plan.output_dir))
+        if image is not None:
+            planes.append((image, fm.load(path, "memory")))
+    if not planes:
+        raise StepError("the last step wrote no images for this well, so there is nothing to store", step_index=plan.step_index, step_name=plan.step_name, well=well)
+    shapes = {tuple(data.shape) for _, data in planes}
+    if len(shapes) != 1:
+        raise StepError(f"the last step wrote planes of several shapes {sorted(shapes)}; one zarr store holds one shape", step_index=plan.step_index, step_name=plan.step_name, well=well)
+    dtype = np.result_type(*[data.dtype for _, data in planes])
+    layout = ZarrPlateLayout(
+        wells=tuple(config["wells"]),
+        sites=tuple(config["sites"]),
+        channels=tuple(config["channels"]),
+        z_indices=tuple(natural_sorted({image.z_index for image, _ in planes})),
+        timepoints=tuple(config["timepoints"]),
+        image_shape=shapes.pop(),
+        dtype=str(dtype),
+        channel_names=dict(config.get("channel_names") or {}),
+        pixel_size=config.get("pixel_size"),
+        microscope=plate.format_name,
+        name=config.get("plate_name"),
+        compressor=config.get("compressor") or "zstd",
+    )
+    store = str(config["store_path"])
+    root = context.output_root.rstrip("/") or "."
+    with _store_lock(root):
+        if not Path(store, "zarr.json").is_file():
+            # Build the store beside its final place and rename it, so no process sees half a store.
+            staging = Path(root) / STATE_DIR / f"staging-{os.getpid()}.zarr"
+            if staging.exists():
+                fm.delete(staging, "disk")
+            create_plate_store(staging, layout)
+            os.replace(staging, store)
+        else:
+            try:
+                create_plate_store(store, layout)  # a no-op when the layouts agree
+            except FileExistsError:
+                existing = fm.backend("zarr").layout(store)
+                raise StepError(
+                    f"this well's output (Z planes {list(layout.z_indices)}, shape {layout.image_shape}, dtype {layout.dtype}) "
+                    f"does not fit the plate store made from an earlier well (Z planes {list(existing.z_indices)}, "
+                    f"shape {existing.image_shape}, dtype {existing.dtype}); every well must produce the same planes",
+                    step_index=plan.step_index,
+                    step_name=plan.step_name,
+                    well=well,
+                ) from None
+    name = Path(store).name
+    written = []
+    for image, data in planes:
+        fm.save(data, f"{store}/{image.path}", "zarr", components=image.components)
+        written.append(f"{root}/{name}/{image.path}")
+    return written
