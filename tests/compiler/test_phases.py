@@ -243,3 +243,13 @@ def test_write_outputs_false_keeps_everything_in_memory(plate):
     plans = contexts["A01"].plans()
     assert [(p["read_backend"], p["write_backend"]) for p in plans] == [("disk", "memory"), ("memory", "memory"), ("memory", "memory")]
     assert plans[-1]["zarr_config"] is None
+
+
+def test_rebind_shares_frozen_plans_with_another_filemanager(plate):
+    context = compile_pipeline([FunctionStep(func=blur)], plate, wells=["A01"])["A01"]
+    marker = object()
+    bound = context.rebind(filemanager=marker)
+    assert bound.filemanager is marker and bound.plate is plate and bound.is_frozen()
+    assert bound.step_plans is context.step_plans
+    with pytest.raises(FrozenError):
+        bound.well_id = "B01"

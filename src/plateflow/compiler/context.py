@@ -88,6 +88,19 @@ class ProcessingContext:
         state = "frozen" if self._frozen else "open"
         return f"ProcessingContext(well_id={self.well_id!r}, steps={len(self.step_plans)}, {state})"
 
+    def rebind(self, *, plate: Any = None, filemanager: "FileManager | None" = None) -> "ProcessingContext":
+        """A copy sharing the (frozen) plans that reads ``plate`` and uses ``filemanager``.
+
+        Workers get contexts without the plate index (shipped once per worker)
+        and without the parent's file manager (each process has its own memory).
+        """
+        state = dict(self.__dict__)
+        state["plate"] = plate if plate is not None else self.plate
+        state["filemanager"] = filemanager
+        copy = ProcessingContext.__new__(ProcessingContext)
+        copy.__setstate__(state)
+        return copy
+
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
