@@ -172,7 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"the pipeline has {errors} error{'s' if errors != 1 else ''}; nothing was run:")
         _print_diagnostics(error.diagnostics)
         return 1
-    except (FileNotFoundError, NotADirectoryError, ValueError, argparse.ArgumentTypeError) as error:
+    except (OSError, ValueError, argparse.ArgumentTypeError) as error:  # bad plate, unwritable or full output folder
         print(f"error: {error}")
         return 1
     print(report.summary())

@@ -140,10 +140,9 @@ class Manifest:
 
     def _exists(self, relpath: str) -> bool:
         parts = relpath.split("/")
-        for i, part in enumerate(parts):
-            if part.endswith(".zarr"):
-                # Planes of the plate store are chunks; the well is complete if the store is there.
-                return (self.root.joinpath(*parts[: i + 1]) / "zarr.json").is_file()
+        if any(part.endswith(".zarr") for part in parts):
+            # A plane equal to the fill value is never written as a chunk, so ask for the well's array.
+            return bool(self.fm.backend("zarr").has_array(self.root / relpath))  # type: ignore[attr-defined]
         return (self.root / relpath).is_file()
 
 
@@ -182,7 +181,7 @@ def merge_tables(root: Path, wells_in_order: Iterable[str], manifest: Manifest, 
 
 
 def clear_state(root: Path, filemanager: "FileManager") -> None:
-    """Remove the bookkeeping of an earlier run in ``root`` (partial tables, locks, staging stores)."""
+    """Remove the bookkeeping of an earlier run in ``root`` (its partial tables)."""
     state = root / STATE_DIR
     if state.exists():
         filemanager.delete(state, "disk")

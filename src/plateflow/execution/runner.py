@@ -13,16 +13,15 @@ wells, and ``resume=True`` picks up from there.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
-import queue as queue_module
-import threading
+import signal
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from ..config import GlobalConfig
 from .manifest import Manifest, clear_state, describe_pipeline, merge_tables, remove_partial_files
 from .progress import Progress
 from .step_runner import STATE_DIR
-from .well import WellFailure, WellResult, new_filemanager, pack_context, run_well, unpack_context
+from .well import WellFailure, WellResult, new_filemanager, pack_context, plate_layout, run_well, unpack_context
 
 __all__ = ["RunReport", "run"]
 
@@ -77,26 +76,34 @@ class RunReport:
 
 # -- workers ----------------------------------------------------------------------
 
-_WORKER: dict[str, Any] = {}
+def _worker_main(conn: Any, plate_blob: bytes) -> None:
+    """A worker process: unpack the plate index once, then run the wells the parent sends, one at a time.
 
+    Messages to the parent: ``("step", well, index, count, name)`` before each
+    step and ``("result", WellResult)`` at the end of each well. The parent
+    gives each worker one well at a time, so when a worker dies it knows
+    exactly which well died with it.
+    """
+    plate = pickle.loads(plate_blob)
 
-def _init_worker(plate_blob: bytes, events: Any) -> None:
-    """Pool initializer: unpack the plate index once for every well this process runs."""
-    _WORKER["plate"] = pickle.loads(plate_blob)
-    _WORKER["events"] = events
+    def on_step(well: str, index: int, count: int, name: str) -> None:
+        conn.send(("step", well, index, count, name))
 
-
-def _report_step(well: str, index: int, count: int, name: str) -> None:
-    events = _WORKER.get("events")
-    if events is not None:
-        events.put((well, index, count, name))
-
-
-def _pool_run_well(blob: bytes) -> WellResult:
-    plate = _WORKER["plate"]
-    # A file manager per well: its memory backend goes away with the well.
-    context = unpack_context(blob, plate, new_filemanager(plate))
-    return run_well(context, on_step=_report_step)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone: nobody wants the results
+        if message is None:
+            return
+        well, blob = message
+        # A file manager per well: its memory backend goes away with the well.
+        context = unpack_context(blob, plate, new_filemanager(plate))
+        result = run_well(context, on_step=on_step)
+        try:
+            conn.send(("result", result))
+        except (pickle.PicklingError, TypeError, AttributeError) as error:  # cannot happen with plain WellResults; report rather than die
+            conn.send(("result", _lost_well(well, f"the well's result could not be sent back: {type(error).__name__}: {error}")))
 
 
 def _dask_run_well(blob: bytes, plate: Any) -> WellResult:
@@ -192,7 +199,10 @@ def run(
     )
     selected = list(contexts)
     pipeline_record = describe_pipeline(pipeline)
-    out_root.mkdir(parents=True, exist_ok=True)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise type(error)(error.errno, f"cannot create the output folder {out_root}: {error.strerror or error}") from error
 
     previous = Manifest.load(out_root, parent_fm)
     skipped: list[str] = []
@@ -214,9 +224,7 @@ def run(
                     parent_fm.delete(out_root / name, "disk")
         clear_state(out_root, parent_fm)
         manifest = Manifest.new(out_root, plate=Path(plate_obj.root), wells=selected, config=config, pipeline=pipeline_record, filemanager=parent_fm)
-    store = _zarr_store(contexts)
-    if store is not None and not skipped and store.exists():
-        parent_fm.delete(store, "disk")  # a fresh run: the store's layout comes from this run's first well
+    _prepare_zarr_store(contexts, plate_obj, parent_fm, fresh=not skipped)
     for well in selected:
         if well not in skipped:
             manifest.set_status(well, "pending", outputs=[], tables={})
@@ -264,13 +272,38 @@ def run(
     return report
 
 
-def _zarr_store(contexts: dict[str, Any]) -> Path | None:
-    """The run's OME-Zarr store (every well's last plan names the same one), or ``None`` for TIFF output."""
+def _zarr_config(contexts: dict[str, Any]) -> Any:
+    """The run's OME-Zarr store config (every well's last plan names the same one), or ``None`` for TIFF output."""
     first = next(iter(contexts.values()), None)
     plans = first.plans() if first is not None else []
     if plans and plans[-1].zarr_config:
-        return Path(plans[-1].zarr_config["store_path"])
+        return plans[-1].zarr_config
     return None
+
+
+def _prepare_zarr_store(contexts: dict[str, Any], plate: Any, fm: Any, *, fresh: bool) -> None:
+    """Create the plate store's metadata here, once, before any worker starts.
+
+    Workers then only add the arrays of the well they run, inside that well's
+    own group, so no two processes write the same metadata and no lock is
+    needed. A fresh run starts from an empty store; a resumed run keeps it.
+    """
+    from ..vfs import create_plate_metadata
+
+    config = _zarr_config(contexts)
+    if config is None:
+        return
+    store = Path(config["store_path"])
+    layout = plate_layout(config, plate.format_name)
+    if fresh and store.exists():
+        fm.delete(store, "disk")
+    try:
+        create_plate_metadata(store, layout)
+    except FileExistsError:
+        raise ValueError(
+            f"the plate store {store} was made for another plate layout; run into a new output folder, "
+            "or without resume to start again"
+        ) from None
 
 
 def _delete_well_outputs(root: Path, manifest: Manifest, wells: Sequence[str], handler: Any, fm: Any) -> None:
@@ -289,46 +322,128 @@ def _delete_well_outputs(root: Path, manifest: Manifest, wells: Sequence[str], h
         fm.delete(path, "disk")
 
 
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    well: str | None = None
+    started: bool = False  # the well's first step began (so a death is the well's doing)
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped without an exit status"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the system may have run out of memory)" if -exitcode == signal.SIGKILL else ""
+        return f"it was killed by {name}{hint}"
+    return f"it exited with status {exitcode}"
+
+
 def _run_pool(contexts: dict[str, Any], todo: list[str], plate: Any, n_workers: int, started_well: Any, finished: Any, bar: Progress) -> None:
+    """Run wells in ``n_workers`` processes, one well per worker at a time.
+
+    A worker that dies (killed, out of memory, ``os._exit`` in a function)
+    fails only the well it was running; a new worker takes its place for the
+    wells still waiting. A well whose worker died before its first step began
+    is given to another worker once.
+    """
+    from multiprocessing.connection import wait
+
     mp = _pool_context()
-    events = mp.Queue()
-    stop = threading.Event()
-    seen: set[str] = set()
-    lock = threading.Lock()
-
-    def listen() -> None:
-        while not stop.is_set():
-            try:
-                well, index, count, name = events.get(timeout=0.1)
-            except queue_module.Empty:
-                continue
-            with lock:
-                if well not in seen:
-                    seen.add(well)
-                    started_well(well)
-            bar.step(well, index, count, name)
-
-    listener = threading.Thread(target=listen, name="plateflow-progress", daemon=True)
-    listener.start()
     plate_blob = pickle.dumps(plate, protocol=pickle.HIGHEST_PROTOCOL)
+    waiting = list(reversed(todo))
+    retried: set[str] = set()
+    workers: list[_Worker] = []
+
+    def spawn() -> _Worker:
+        parent_end, child_end = mp.Pipe()
+        process = mp.Process(target=_worker_main, args=(child_end, plate_blob), name="plateflow-worker", daemon=True)
+        process.start()
+        child_end.close()
+        worker = _Worker(process, parent_end)
+        workers.append(worker)
+        return worker
+
+    def give_work(worker: _Worker) -> None:
+        worker.well, worker.started = None, False
+        if not waiting:
+            _stop(worker)
+            return
+        well = waiting.pop()
+        worker.well = well
+        started_well(well)
+        try:
+            worker.conn.send((well, pack_context(contexts[well])))
+        except OSError:
+            return  # the worker is already dead; its sentinel reports it
+
+    def receive(worker: _Worker) -> bool:
+        """Handle everything the worker sent; ``False`` once its end of the pipe is closed."""
+        while True:
+            try:
+                if not worker.conn.poll():
+                    return True
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                return False
+            if message[0] == "step":
+                worker.started = True
+                bar.step(*message[1:])
+            else:
+                result = message[1]
+                worker.well, worker.started = None, False
+                finished(result)
+                if worker.process.is_alive():
+                    give_work(worker)
+
+    def bury(worker: _Worker) -> None:
+        workers.remove(worker)
+        worker.process.join(timeout=5)
+        worker.conn.close()
+        well = worker.well
+        if well is None:
+            return
+        if not worker.started and well not in retried:
+            retried.add(well)  # it never reached its first step: not the well's fault
+            waiting.append(well)
+        else:
+            reason = _exit_reason(worker.process.exitcode)
+            finished(_lost_well(well, f"the worker process (pid {worker.process.pid}) running this well died: {reason}"))
+        if waiting:
+            give_work(spawn())
+
     try:
-        with ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=mp, initializer=_init_worker, initargs=(plate_blob, events)) as pool:
-            futures = {pool.submit(_pool_run_well, pack_context(contexts[well])): well for well in todo}
-            for future in as_completed(futures):
-                well = futures[future]
-                try:
-                    result = future.result()
-                except BrokenProcessPool as error:
-                    result = _lost_well(well, f"the worker process running this well stopped unexpectedly ({error})")
-                except Exception as error:  # the result could not come back (e.g. unpicklable); record it
-                    result = _lost_well(well, f"{type(error).__name__}: {error}")
-                with lock:
-                    finished(result)
+        for _ in range(min(n_workers, len(todo))):
+            give_work(spawn())
+        while any(w.well is not None for w in workers):
+            busy = [w for w in workers if w.well is not None]
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+            for worker in busy:
+                if worker.conn not in ready and worker.process.sentinel not in ready:
+                    continue
+                # Read first: a result sent just before the worker died still counts.
+                open_pipe = receive(worker)
+                if not open_pipe or worker.process.sentinel in ready:
+                    bury(worker)
     finally:
-        stop.set()
-        listener.join()
-        events.close()
-        events.join_thread()
+        for worker in workers:
+            _stop(worker)
+        for worker in workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=5)
+            worker.conn.close()
+
+
+def _stop(worker: _Worker) -> None:
+    """Ask a worker to exit once it is idle; a worker that is gone already needs nothing."""
+    with contextlib.suppress(OSError):
+        worker.conn.send(None)
 
 
 def _lost_well(well: str, message: str) -> WellResult:
@@ -337,29 +452,73 @@ def _lost_well(well: str, message: str) -> WellResult:
     return WellResult(well, failure=WellFailure(None, "", "", "", message, traceback.format_exc()))
 
 
+#: Seconds the Dask client may stay disconnected from its scheduler before the wells still out are failed.
+DASK_LOST_AFTER_S = 30.0
+
+
 def _run_dask(contexts: dict[str, Any], todo: list[str], plate: Any, scheduler: Any, started_well: Any, finished: Any) -> None:
+    """Run the wells on a Dask cluster; a lost scheduler fails the wells still out, it never hangs the run."""
     try:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client, wait
     except ImportError:
         raise ImportError("running on a Dask cluster needs dask.distributed: pip install 'plateflow[dask]'") from None
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
+    address = getattr(getattr(client, "scheduler", None), "address", None) or str(scheduler)
+    futures: dict[Any, str] = {}
     try:
-        # One copy of the plate index per worker, not one per well.
-        plate_future = client.scatter(plate, broadcast=True)
-        token = uuid.uuid4().hex[:8]
-        futures = {}
-        for well in todo:
-            future = client.submit(_dask_run_well, pack_context(contexts[well]), plate_future, key=f"plateflow-{well}-{token}", pure=False)
-            futures[future] = well
-            started_well(well)
-        for future in dask_completed(list(futures)):
-            well = futures[future]
-            try:
-                result = future.result()
-            except Exception as error:  # a lost worker or a failed transfer: the well failed, the run goes on
-                result = _lost_well(well, f"{type(error).__name__}: {error}")
-            finished(result)
+        try:
+            # One copy of the plate index per worker, not one per well.
+            plate_future = client.scatter(plate, broadcast=True)
+            token = uuid.uuid4().hex[:8]
+            for well in todo:
+                future = client.submit(_dask_run_well, pack_context(contexts[well]), plate_future, key=f"plateflow-{well}-{token}", pure=False)
+                futures[future] = well
+                started_well(well)
+        except (OSError, TimeoutError, RuntimeError, ValueError) as error:
+            for well in todo:
+                finished(_lost_well(well, f"could not send the well to the Dask scheduler at {address}: {type(error).__name__}: {error}"))
+            return
+        pending = dict(futures)
+        disconnected_since: float | None = None
+        lost: list[bool] = []
+
+        def scheduler_lost() -> bool:
+            """Whether the client lost its scheduler; asked once, when the first task comes back cancelled
+            (a closing scheduler cancels its tasks a moment before the connection drops)."""
+            if not lost:
+                deadline = time.monotonic() + 2.0
+                while client.status == "running" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                lost.append(client.status != "running")
+            return lost[0]
+
+        while pending:
+            # Nothing finished in time, or futures were cancelled (a lost scheduler): both show in their states below.
+            with contextlib.suppress(TimeoutError, CancelledError):
+                wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")
+            done = [future for future in pending if future.done() or future.cancelled()]
+            for future in done:
+                well = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # a lost worker, a cancelled task or a failed transfer: this well failed, the run goes on
+                    where = f"the well did not finish on the Dask cluster at {address}"
+                    if future.cancelled() and scheduler_lost():
+                        where = f"lost the connection to the Dask scheduler at {address}, so the well did not finish"
+                    result = _lost_well(well, f"{where}: {type(error).__name__}: {error}")
+                finished(result)
+            if done:
+                continue
+            if client.status == "running":
+                disconnected_since = None
+                continue
+            disconnected_since = disconnected_since or time.monotonic()
+            if time.monotonic() - disconnected_since > DASK_LOST_AFTER_S:
+                for future, well in pending.items():
+                    finished(_lost_well(well, f"lost the connection to the Dask scheduler at {address} "
+                                              f"(client status {client.status!r} for {DASK_LOST_AFTER_S:.0f} s); the well may not have finished"))
+                return
     finally:
         if own:
-            client.close()
+            client.close(timeout=10)

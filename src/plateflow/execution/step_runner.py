@@ -59,7 +59,7 @@ __all__ = [
     "STATE_DIR",
 ]
 
-#: Folder under the output root for run bookkeeping (partial tables, locks).
+#: Folder under the output root for run bookkeeping (partial tables).
 STATE_DIR = ".plateflow"
 
 _SHARED_KEY = "_"  # special-output key of a group with no fixed component besides the well
@@ -204,10 +204,56 @@ class _Step:
                 slices.append(self.fm.load(_join(plan.input_dir, image.path), plan.read_backend, memory_type=None))
             except Exception as error:  # any reader failure becomes this step's error, naming the file
                 raise self.error(f"cannot load the image: {type(error).__name__}: {error}", group=group, file=image.path) from error
+        self.check_slices(slices, group)
         try:
             return stack_slices(slices, plan.input_memory_type or "numpy", plan.gpu_id)
         except (TypeError, ValueError) as error:
             raise self.error(f"cannot stack the images as {plan.input_memory_type}: {error}", group=group) from error
+
+    def check_slices(self, slices: list[Any], group: "PatternGroup") -> None:
+        """Name the image that does not fit its stack, rather than fail (or promote) the whole stack.
+
+        Plane shapes must agree within a stack. Images read from the plate must
+        also share one dtype within a stack: stacking would silently promote the
+        whole stack (and so the well's outputs) to the odd image's dtype. The
+        odd one out is the image that differs from the plate's header where the
+        stack has images like it, else from the stack's majority.
+        """
+        if not slices or not all(hasattr(s, "shape") and hasattr(s, "dtype") for s in slices):
+            return
+        files = group.files
+        plate = self._plate_header() if self.plan.reads_plate else None
+        shapes = [tuple(int(n) for n in s.shape) for s in slices]
+        expected_shape = _usual(shapes, plate[0] if plate is not None else None)
+        for image, shape in zip(files, shapes):
+            if shape != expected_shape:
+                raise self.error(
+                    f"the image has shape {shape}, but the other images of its stack have shape {expected_shape}",
+                    group=group,
+                    file=image.path,
+                )
+        if not self.plan.reads_plate:
+            return
+        dtypes = [str(s.dtype) for s in slices]
+        expected_dtype = _usual(dtypes, plate[1] if plate is not None else None)
+        for image, dtype in zip(files, dtypes):
+            if dtype != expected_dtype:
+                raise self.error(
+                    f"the image is {dtype}, but the other images of its stack are {expected_dtype}; the images "
+                    "of one stack must have the same pixel type (a damaged or replaced file?)",
+                    group=group,
+                    file=image.path,
+                )
+
+    def _plate_header(self) -> tuple[tuple[int, ...], str] | None:
+        """The plate's (Y, X) and dtype name, or ``None`` when its header cannot be read."""
+        from ..plate import PlateError
+
+        plate = self.context.plate
+        try:
+            return tuple(plate.image_shape), str(np.dtype(plate.dtype))
+        except (PlateError, AttributeError, TypeError):
+            return None  # no readable header: the stack is compared with itself
 
     def load_specials(self) -> dict[str, list[tuple[dict[str, str], Any]]]:
         found: dict[str, list[tuple[dict[str, str], Any]]] = {}
@@ -358,6 +404,13 @@ class _Step:
                 self.fm.save(value, f"{stem}.json", "disk")
                 files.append(f"{stem}.json")
         return files, None
+
+
+def _usual(values: list[Any], preferred: Any) -> Any:
+    """The value most images of a stack have: ``preferred`` when some have it, else the majority (first on a tie)."""
+    if preferred is not None and preferred in values:
+        return preferred
+    return max(values, key=lambda v: (values.count(v), -values.index(v)))
 
 
 def table_rows(value: Any, group: "PatternGroup", well: str | None) -> list[dict[str, Any]] | None:

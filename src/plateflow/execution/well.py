@@ -9,12 +9,11 @@ plate store here, once the well has made all of them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..plate.model import natural_sorted
-from .step_runner import STATE_DIR, StepError, run_plan
+from .step_runner import StepError, run_plan
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
@@ -106,39 +105,23 @@ class WellResult:
 
 
 def bind_context(context: "ProcessingContext", *, plate: Any = None, filemanager: "FileManager | None" = None) -> "ProcessingContext":
-    """A copy of a frozen context that uses another plate object and file manager.
-
-    Workers receive contexts without the plate index (shipped once per worker)
-    and without the parent's file manager (each process has its own memory).
-    """
-    from ..compiler.context import ProcessingContext
-
-    state = dict(context.__getstate__())
-    if plate is not None:
-        state["plate"] = plate
-    state["filemanager"] = filemanager
-    bound = ProcessingContext.__new__(ProcessingContext)
-    bound.__setstate__(state)
-    return bound
+    """A copy of a frozen context that uses another plate object and file manager."""
+    return context.rebind(plate=plate, filemanager=filemanager)
 
 
 def pack_context(context: "ProcessingContext") -> bytes:
-    """The context as bytes without its plate and file manager (a few kB per well)."""
-    state = dict(context.__getstate__())
-    state["plate"] = None
-    state["filemanager"] = None
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    """The context as bytes without its plate index and file manager (a few kB per well).
+
+    Workers get the plate index once (not once per well) and make their own file manager.
+    """
+    detached = context.rebind(filemanager=None)
+    object.__setattr__(detached, "plate", None)
+    return pickle.dumps(detached, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unpack_context(blob: bytes, plate: Any, filemanager: "FileManager") -> "ProcessingContext":
-    from ..compiler.context import ProcessingContext
-
-    state = pickle.loads(blob)
-    state["plate"] = plate
-    state["filemanager"] = filemanager
-    context = ProcessingContext.__new__(ProcessingContext)
-    context.__setstate__(state)
-    return context
+    context = pickle.loads(blob)
+    return context.rebind(plate=plate, filemanager=filemanager)
 
 
 def new_filemanager(plate: Any) -> "FileManager":
@@ -245,35 +228,31 @@ def _free_images(context: "ProcessingContext", plan: Any) -> None:
 # -- zarr output ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _store_lock(root: str) -> Iterator[None]:
-    """An exclusive lock between the processes of one run (the first well creates the store)."""
-    folder = Path(root) / STATE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "zarr.lock", "a+b") as handle:
-        if os.name == "nt":
-            import msvcrt
+def plate_layout(zarr_config: Any, microscope: str | None) -> Any:
+    """The plate-level ``ZarrPlateLayout`` of a compiled ``zarr_config`` (no arrays' part)."""
+    from ..vfs import ZarrPlateLayout
 
-            handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
-            try:
-                yield
-            finally:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-            return
-        import fcntl
-
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return ZarrPlateLayout(
+        wells=tuple(zarr_config["wells"]),
+        sites=tuple(zarr_config["sites"]),
+        channels=tuple(zarr_config["channels"]),
+        timepoints=tuple(zarr_config["timepoints"]),
+        channel_names=dict(zarr_config.get("channel_names") or {}),
+        pixel_size=zarr_config.get("pixel_size"),
+        microscope=microscope,
+        name=zarr_config.get("plate_name"),
+        compressor=zarr_config.get("compressor") or "zstd",
+    )
 
 
 def _flush_zarr(context: "ProcessingContext", plan: Any, buffered: list[str]) -> list[str]:
-    """Write the well's buffered final planes into the plate store, creating it if this is the first well."""
-    from ..vfs import ZarrPlateLayout, create_plate_store
+    """Write the well's buffered final planes into the plate store, in arrays made for this well.
+
+    ``plateflow.run`` creates the plate metadata before any well starts; a well
+    run on its own (``run_well`` called directly) creates it when it is missing.
+    Either way this well only ever writes inside its own well group.
+    """
+    from ..vfs import ProtectedPathError, create_plate_metadata
 
     fm = context.filemanager
     assert fm is not None
@@ -290,45 +269,21 @@ def _flush_zarr(context: "ProcessingContext", plan: Any, buffered: list[str]) ->
         raise StepError("the last step wrote no images for this well, so there is nothing to store", step_index=plan.step_index, step_name=plan.step_name, well=well)
     shapes = {tuple(data.shape) for _, data in planes}
     if len(shapes) != 1:
-        raise StepError(f"the last step wrote planes of several shapes {sorted(shapes)}; one zarr store holds one shape", step_index=plan.step_index, step_name=plan.step_name, well=well)
+        raise StepError(f"the last step wrote planes of several shapes {sorted(shapes)}; one zarr array holds one shape", step_index=plan.step_index, step_name=plan.step_name, well=well)
     dtype = np.result_type(*[data.dtype for _, data in planes])
-    layout = ZarrPlateLayout(
-        wells=tuple(config["wells"]),
-        sites=tuple(config["sites"]),
-        channels=tuple(config["channels"]),
-        z_indices=tuple(natural_sorted({image.z_index for image, _ in planes})),
-        timepoints=tuple(config["timepoints"]),
-        image_shape=shapes.pop(),
-        dtype=str(dtype),
-        channel_names=dict(config.get("channel_names") or {}),
-        pixel_size=config.get("pixel_size"),
-        microscope=plate.format_name,
-        name=config.get("plate_name"),
-        compressor=config.get("compressor") or "zstd",
-    )
     store = str(config["store_path"])
+    if fm.is_protected(store):
+        raise ProtectedPathError(f"refusing to write the plate store {store}: it is inside a read-only root (the input plate)")
+    if not Path(store, "zarr.json").is_file():
+        create_plate_metadata(store, plate_layout(config, plate.format_name))
+    fm.backend("zarr").create_well_arrays(  # type: ignore[attr-defined]
+        store,
+        str(well),
+        z_indices=natural_sorted({image.z_index for image, _ in planes}),
+        image_shape=shapes.pop(),
+        dtype=dtype,
+    )
     root = context.output_root.rstrip("/") or "."
-    with _store_lock(root):
-        if not Path(store, "zarr.json").is_file():
-            # Build the store beside its final place and rename it, so no process sees half a store.
-            staging = Path(root) / STATE_DIR / f"staging-{os.getpid()}.zarr"
-            if staging.exists():
-                fm.delete(staging, "disk")
-            create_plate_store(staging, layout)
-            os.replace(staging, store)
-        else:
-            try:
-                create_plate_store(store, layout)  # a no-op when the layouts agree
-            except FileExistsError:
-                existing = fm.backend("zarr").layout(store)
-                raise StepError(
-                    f"this well's output (Z planes {list(layout.z_indices)}, shape {layout.image_shape}, dtype {layout.dtype}) "
-                    f"does not fit the plate store made from an earlier well (Z planes {list(existing.z_indices)}, "
-                    f"shape {existing.image_shape}, dtype {existing.dtype}); every well must produce the same planes",
-                    step_index=plan.step_index,
-                    step_name=plan.step_name,
-                    well=well,
-                ) from None
     name = Path(store).name
     written = []
     for image, data in planes:

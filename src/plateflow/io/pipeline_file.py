@@ -276,37 +276,95 @@ class _Reader:
 
     def duplicate_keys(self, node: yaml.Node | None) -> None:
         """YAML lets a later key silently replace an earlier one; a pipeline file may not."""
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for k, v in node.value:
-                name = str(k.value)
-                if name in seen:
-                    mark = k.start_mark
-                    self.diagnostics.append(
-                        FileDiagnostic(mark.line + 1, mark.column + 1, name, f"key {name!r} appears twice", "keep one")
-                    )
-                seen.add(name)
-                self.duplicate_keys(v)
-        elif isinstance(node, yaml.SequenceNode):
-            for item in node.value:
-                self.duplicate_keys(item)
+        stack: list[tuple[yaml.Node | None, str]] = [(node, "")]
+        seen_nodes: set[int] = set()  # an alias repeats a node: look at it once
+        while stack:
+            current, prefix = stack.pop()
+            if current is None or id(current) in seen_nodes:
+                continue
+            seen_nodes.add(id(current))
+            if isinstance(current, yaml.MappingNode):
+                seen: set[str] = set()
+                for k, v in current.value:
+                    name = str(k.value)
+                    where = f"{prefix}.{name}" if prefix else name
+                    if name in seen:
+                        mark = k.start_mark
+                        self.diagnostics.append(
+                            FileDiagnostic(mark.line + 1, mark.column + 1, where, f"key {name!r} appears twice", "keep one")
+                        )
+                    seen.add(name)
+                    stack.append((v, where))
+            elif isinstance(current, yaml.SequenceNode):
+                stack.extend((item, f"{prefix}[{i}]") for i, item in enumerate(current.value))
+
+
+#: Most values (scalars, list items, mapping entries) a file may hold once its aliases are expanded.
+MAX_VALUES = 100_000
+
+
+def _expanded_size_over(node: yaml.Node, limit: int) -> bool:
+    """Whether ``node`` holds more than ``limit`` values with every alias expanded (stops counting early)."""
+    count = 0
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(current, yaml.MappingNode):
+            for k, v in current.value:
+                stack.extend((k, v))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return False
+
+
+def _code_point(character: str | int) -> int:
+    return character if isinstance(character, int) else ord(character)
+
+
+def _yaml_diagnostic(error: yaml.YAMLError, text: str) -> FileDiagnostic:
+    if isinstance(error, yaml.reader.ReaderError):
+        # A character YAML does not allow (NUL, other control characters): it has a position, not a mark.
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1
+        return FileDiagnostic(line, column, "", f"not valid YAML: character {_code_point(error.character):#06x} is not allowed in YAML",
+                              "remove it; pipeline files are plain text")
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    hint = "check the indentation, brackets and quoting around this place"
+    if isinstance(error, yaml.constructor.ConstructorError) and "tag" in str(problem):
+        hint = "pipeline files hold plain values only (no Python objects or tags); name functions by their registry names"
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and context_mark is not None and context_mark is not mark:
+        # "while parsing a flow sequence" started elsewhere (an unclosed bracket or quote): say where.
+        problem = f"{problem} ({context} that starts on line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return FileDiagnostic(
+        mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", f"not valid YAML: {problem}", hint,
+    )
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
+        if node is not None and _expanded_size_over(node, MAX_VALUES):
+            raise PipelineFileError(source, [FileDiagnostic(
+                None, None, "", f"the file holds more than {MAX_VALUES} values once its YAML aliases (*name) are expanded",
+                "a pipeline file is small; write the values out instead of nesting aliases",
+            )])
         return node, (loader.construct_document(node) if node is not None else None)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        diagnostic = FileDiagnostic(
-            mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", f"not valid YAML: {problem}",
-            "check the indentation and quoting around this place",
-        )
-        raise PipelineFileError(source, [diagnostic]) from None
+        raise PipelineFileError(source, [_yaml_diagnostic(error, text)]) from None
+    except RecursionError:
+        raise PipelineFileError(source, [FileDiagnostic(
+            None, None, "", "the YAML is nested too deeply to read", "a pipeline file nests a few levels deep; check for runaway brackets",
+        )]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _tuple_params(func: Callable[..., Any]) -> set[str]:
@@ -474,6 +532,16 @@ def _upgrade(reader: _Reader, data: dict[str, Any]) -> dict[str, Any] | None:
 
 def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
     """Build a pipeline from pipeline-file text; raise :class:`PipelineFileError` listing every problem."""
+    try:
+        return _parse(text, source)
+    except RecursionError:
+        # Values nested deeper than Python's stack while being checked (composing already guards itself).
+        raise PipelineFileError(source, [FileDiagnostic(
+            None, None, "", "the file's values are nested too deeply to check", "a pipeline file nests a few levels deep",
+        )]) from None
+
+
+def _parse(text: str, source: str) -> Pipeline:
     root, data = _compose(text, source)
     reader = _Reader(source, root)
     reader.duplicate_keys(root)
@@ -499,6 +567,22 @@ def parse_pipeline(text: str, *, source: str = "<string>") -> Pipeline:
 
 
 def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
-    """Read a pipeline file; raise :class:`PipelineFileError` listing every problem, with lines."""
+    """Read a pipeline file; raise :class:`PipelineFileError` listing every problem, with lines.
+
+    Whatever the file holds, its problems are a ``PipelineFileError``; only a
+    file that cannot be opened at all raises ``OSError`` (``FileNotFoundError``,
+    ``IsADirectoryError``, ``PermissionError``).
+    """
     target = Path(path)
-    return parse_pipeline(target.read_text(encoding="utf-8"), source=str(target))
+    raw = target.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise PipelineFileError(str(target), [FileDiagnostic(
+            line, column, "", f"the file is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})",
+            "save it as UTF-8",
+        )]) from None
+    return parse_pipeline(text, source=str(target))

@@ -150,7 +150,18 @@ class Plate:
 
     @cached_property
     def _header(self) -> tuple[tuple[int, int], np.dtype, float | None]:
-        return _read_header(self.path_of(self.files[0]))
+        # One damaged image must not stop the whole plate (its own well fails when it is read),
+        # so fall back to the first image of the next well.
+        firsts = [files[0] for files in self._files_by_well.values() if files]
+        first_error: PlateFormatError | None = None
+        for image in firsts:
+            try:
+                return _read_header(self.path_of(image))
+            except PlateFormatError as error:
+                first_error = first_error or error
+        if first_error is None:
+            raise PlateFormatError(f"the plate in {self.root} has no images to read a header from")
+        raise PlateFormatError(f"{first_error} (and the first image of every other well could not be read either)")
 
     @cached_property
     def _metadata(self) -> PlateMetadata:

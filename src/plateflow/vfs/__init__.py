@@ -18,7 +18,9 @@ from .backends import (
     StorageError,
     ZarrBackend,
     ZarrPlateLayout,
+    create_plate_metadata,
     create_plate_store,
+    create_well_arrays,
 )
 from .backends.zarr_store import split_store_path
 from .filemanager import BACKEND_TYPES, FileManager, register_backend
@@ -31,6 +33,8 @@ __all__ = [
     "ZarrBackend",
     "ZarrPlateLayout",
     "create_plate_store",
+    "create_plate_metadata",
+    "create_well_arrays",
     "split_store_path",
     "register_backend",
     "BACKEND_TYPES",

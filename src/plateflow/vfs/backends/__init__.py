@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import CorruptFileError, ProtectedPathError, StorageBackend, StorageError
 from .disk import DISK_FORMATS, DiskBackend
 from .memory import MemoryBackend
-from .zarr_store import ZarrBackend, ZarrPlateLayout, create_plate_store
+from .zarr_store import ZarrBackend, ZarrPlateLayout, create_plate_metadata, create_plate_store, create_well_arrays
 
 __all__ = [
     "StorageBackend",
@@ -18,4 +18,6 @@ __all__ = [
     "ZarrBackend",
     "ZarrPlateLayout",
     "create_plate_store",
+    "create_plate_metadata",
+    "create_well_arrays",
 ]

@@ -18,6 +18,7 @@ one, never half of one, and a failed write leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -51,24 +52,37 @@ def _format_of(path: Path) -> str:
     return ".tif" if suffix == ".tiff" else suffix
 
 
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same kind of error, with a message that names the file being written (a full disk,
+    a read-only folder: the OS error alone does not say which output it was)."""
+    reason = exc.strerror or str(exc)
+    try:
+        return type(exc)(exc.errno, f"cannot write {path}: {reason}") if exc.errno is not None else type(exc)(f"cannot write {path}: {reason}")
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(exc.errno, f"cannot write {path}: {reason}")
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temp_path)`` on a temporary file beside ``path``, then move it onto ``path``."""
+    """Call ``write(temp_path)`` on a temporary file beside ``path``, then move it onto ``path``.
+
+    ``OSError`` s are raised again naming ``path``; the temporary file never outlives a failure.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
-        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
+        raise _naming(exc, path) from exc
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # Leave no partial file behind, whatever went wrong (including Ctrl-C).
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
 
 

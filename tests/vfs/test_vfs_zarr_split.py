@@ -1,0 +1,132 @@
+"""The plate store in two parts: plate metadata once (the parent), then each well's arrays (its worker)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plateflow.vfs import FileManager, ZarrPlateLayout, create_plate_metadata, create_well_arrays
+
+WELLS = ("A01", "A02", "B01", "C12")
+
+
+def _plate_layout(**overrides):
+    values = dict(
+        wells=WELLS, sites=("1", "2"), channels=("1", "2"), timepoints=("1",), channel_names={"1": "DAPI", "2": "FITC"},
+        pixel_size=0.65, microscope="ImageXpress", name="split plate",
+    )
+    values.update(overrides)
+    return ZarrPlateLayout(**values)
+
+
+def _plane(well: str, site: str, channel: str, z: str, shape=(16, 24)) -> np.ndarray:
+    seed = [ord(c) for c in well] + [int(site), int(channel), int(z)]
+    return np.random.default_rng(seed).integers(0, 60000, size=shape, dtype=np.uint16)
+
+
+def _metadata_hashes(store: Path, skip_well: str | None = None) -> dict[str, str]:
+    """Every zarr.json in the store outside ``skip_well``'s group."""
+    skip = None if skip_well is None else f"{skip_well[0]}/{int(skip_well[1:])}/"
+    return {
+        p.relative_to(store).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in store.rglob("zarr.json")
+        if skip is None or not p.relative_to(store).as_posix().startswith(skip)
+    }
+
+
+def test_plate_metadata_has_every_group_and_no_array(tmp_path):
+    store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
+    root = json.loads((store / "zarr.json").read_text())["attributes"]
+    assert root["ome"]["plate"]["field_count"] == 2
+    assert {w["path"] for w in root["ome"]["plate"]["wells"]} == {"A/1", "A/2", "B/1", "C/12"}
+    well = json.loads((store / "C" / "12" / "zarr.json").read_text())["attributes"]["ome"]["well"]
+    assert [i["path"] for i in well["images"]] == ["0", "1"]
+    field = json.loads((store / "C" / "12" / "1" / "zarr.json").read_text())["attributes"]["ome"]
+    assert field["multiscales"][0]["datasets"][0]["path"] == "0"
+    assert [c["label"] for c in field["omero"]["channels"]] == ["DAPI", "FITC"]
+    assert not list(store.glob("*/*/*/0/zarr.json"))  # no arrays yet (field groups are A/1/0, arrays A/1/0/0)
+    assert not list(tmp_path.glob(".*.part"))  # the staging folder was renamed into place
+    # same plate layout again: no-op; another: refused
+    before = _metadata_hashes(store)
+    assert create_plate_metadata(store, _plate_layout()) == store
+    assert _metadata_hashes(store) == before
+    with pytest.raises(FileExistsError, match="different plate layout"):
+        create_plate_metadata(store, _plate_layout(sites=("1",)))
+    fm = FileManager()
+    assert not fm.exists(store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr")
+    with pytest.raises(FileNotFoundError, match="well A01 has no arrays"):
+        fm.save(np.zeros((16, 24), np.uint16), store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr")
+
+
+def test_well_arrays_touch_only_their_well(tmp_path):
+    store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
+    others = _metadata_hashes(store, skip_well="B01")
+    layout = create_well_arrays(store, "B01", z_indices=("1", "2", "3"), image_shape=(16, 24), dtype="uint16")
+    assert layout.z_indices == ("1", "2", "3") and layout.image_shape == (16, 24) and layout.dtype == "uint16"
+    assert _metadata_hashes(store, skip_well="B01") == others
+    array = json.loads((store / "B" / "1" / "1" / "0" / "zarr.json").read_text())
+    assert array["shape"] == [1, 2, 3, 16, 24] and array["data_type"] == "uint16"
+    window = json.loads((store / "B" / "1" / "0" / "zarr.json").read_text())["attributes"]["ome"]["omero"]["channels"][0]["window"]
+    assert window["max"] == 65535.0
+    fm = FileManager()
+    plane = _plane("B01", "2", "1", "3")
+    fm.save(plane, store / "TimePoint_1/ZStep_3/B01_s2_w1.tif", "zarr")
+    np.testing.assert_array_equal(fm.load(store / "TimePoint_1/ZStep_3/B01_s2_w1.tif", "zarr"), plane)
+    # A well that runs again gets fresh arrays of its new shape; the same backend sees the change.
+    create_well_arrays(store, "B01", z_indices=("1",), image_shape=(8, 8), dtype="float32")
+    assert fm.backend("zarr").well_layout(store, "B01").image_shape == (8, 8)
+    fm.backend("zarr").create_well_arrays(store, "B01", z_indices=("1",), image_shape=(16, 24), dtype="float32")
+    assert not fm.exists(store / "TimePoint_1/ZStep_1/B01_s2_w1.tif", "zarr")
+    fm.save(np.ones((16, 24), np.float32), store / "TimePoint_1/ZStep_1/B01_s2_w1.tif", "zarr")
+    assert fm.load(store / "TimePoint_1/ZStep_1/B01_s2_w1.tif", "zarr").dtype == np.float32
+    with pytest.raises(ValueError, match="well 'H01' is not in the store's layout"):
+        create_well_arrays(store, "H01", z_indices=("1",), image_shape=(8, 8), dtype="uint8")
+
+
+def _make_and_write_well(store: str, well: str, z_count: int) -> int:
+    fm = FileManager()
+    z_indices = tuple(str(z) for z in range(1, z_count + 1))
+    fm.backend("zarr").create_well_arrays(store, well, z_indices=z_indices, image_shape=(16, 24), dtype="uint16")
+    n = 0
+    for site in ("1", "2"):
+        for channel in ("1", "2"):
+            for z in z_indices:
+                fm.save(_plane(well, site, channel, z), store, "zarr", components={"well": well, "site": site, "channel": channel, "z_index": z})
+                n += 1
+    return n
+
+
+def test_concurrent_workers_create_and_fill_their_own_wells(tmp_path):
+    store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
+    plate_meta = _metadata_hashes(store)
+    plate_meta = {k: v for k, v in plate_meta.items() if k.count("/") == 0 or k.count("/") == 1}  # root and row groups
+    ctx = multiprocessing.get_context("spawn")  # zarr runs an event-loop thread; do not fork it
+    jobs = [(str(store), well, z) for well, z in zip(WELLS, (1, 2, 3, 1))]
+    with ctx.Pool(4) as pool:
+        written = pool.starmap(_make_and_write_well, jobs)
+    assert written == [4, 8, 12, 4]
+    assert {k: v for k, v in _metadata_hashes(store).items() if k in plate_meta} == plate_meta
+    fm = FileManager()
+    for _, well, z_count in jobs:
+        for z in range(1, z_count + 1):
+            got = fm.load(store, "zarr", components={"well": well, "site": "2", "channel": "1", "z_index": str(z)})
+            np.testing.assert_array_equal(got, _plane(well, "2", "1", str(z)))
+
+
+def test_ome_zarr_reads_a_plate_with_a_well_never_written(tmp_path):
+    ome_io = pytest.importorskip("ome_zarr.io")
+    ome_reader = pytest.importorskip("ome_zarr.reader")
+    store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
+    for well in ("A01", "A02", "B01"):
+        _make_and_write_well(str(store), well, 2)
+    nodes = list(ome_reader.Reader(ome_io.parse_url(str(store)))())
+    plate = nodes[0]
+    assert any(isinstance(spec, ome_reader.Plate) for spec in plate.specs)
+    image = list(ome_reader.Reader(ome_io.parse_url(str(store / "B" / "1" / "1")))())[0]
+    np.testing.assert_array_equal(np.asarray(image.data[0])[0, 1, 1], _plane("B01", "2", "2", "2"))
+    assert image.metadata["channel_names"] == ["DAPI", "FITC"]
