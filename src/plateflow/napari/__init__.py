@@ -1,4 +1,5 @@
-"""The napari plugin: the Pipeline builder dock widget, the plate reader and the sample plate.
+"""The napari plugin: the Pipeline builder dock widget (with live per-step layers and the
+run on the plate), the plate reader and the sample plate.
 
 Qt, napari and magicgui are imported only by the modules that need them, so
 ``plateflow.napari._model`` (the editable pipeline behind the widget) works
@@ -10,11 +11,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["PipelineBuilderWidget", "PipelineModel", "make_sample_plate", "napari_get_reader", "read_plate"]
+__all__ = [
+    "PipelineBuilderWidget",
+    "PipelineModel",
+    "PlateRunWidget",
+    "PlateMapWidget",
+    "StepVisualizer",
+    "make_sample_plate",
+    "napari_get_reader",
+    "read_plate",
+]
 
 _LAZY = {
     "PipelineBuilderWidget": "._widget",
     "PipelineModel": "._model",
+    "PlateRunWidget": "._plate_run",
+    "PlateMapWidget": "._plate_map",
+    "StepVisualizer": "._visualizer",
     "make_sample_plate": "._sample_data",
     "napari_get_reader": "._reader",
     "read_plate": "._reader",

@@ -15,7 +15,7 @@ opening a large plate reads one file per channel, for the contrast limits.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,20 +130,34 @@ def _contrast_limits(image: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def plate_layer_data(plate: Plate) -> list[tuple]:
-    """``(data, kwargs, "image")`` per channel of an opened plate; see the module doc for the layout."""
+def plate_layer_data(
+    plate: Plate,
+    *,
+    channel_names: Mapping[str, str] | None = None,
+    channel_order: Sequence[str] | None = None,
+    pixel_size: float | None = None,
+) -> list[tuple]:
+    """``(data, kwargs, "image")`` per channel of an opened plate; see the module doc for the layout.
+
+    ``channel_names``, ``channel_order`` (for the colormaps) and ``pixel_size``
+    replace what ``plate`` says, e.g. to show a run's output folder (which has
+    no metadata file) with the input plate's names and scale.
+    """
     import dask.array as da
 
     components = plate.components
     stacked = [c for c in STACKED_COMPONENTS if len(components[c]) > 1]
     shape_yx = tuple(plate.image_shape)
     dtype = np.dtype(plate.dtype)
-    pixel_size = plate.pixel_size
-    names = dict(plate.channel_names)
+    if pixel_size is None:
+        pixel_size = plate.pixel_size
+    names = dict(plate.channel_names) if channel_names is None else dict(channel_names)
+    order = list(components["channel"]) if channel_order is None else list(channel_order)
     by_key = {(f.channel, *(getattr(f, c) for c in stacked)): f.path for f in plate.files}
     first = {c: components[c][0] for c in STACKED_COMPONENTS}
     layers = []
-    for position, channel in enumerate(components["channel"]):
+    for channel in components["channel"]:
+        position = order.index(channel) if channel in order else len(order)
         values = [components[c] for c in stacked]
 
         def read_block(block_info: dict | None = None, *, _channel: str = channel, _values: list = values) -> np.ndarray:

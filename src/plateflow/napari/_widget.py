@@ -2,7 +2,10 @@
 
 From top to bottom: the plate to work on (folder, and the well and site to tune
 on); the function catalogue beside the step list; the form of the selected
-step; the problems of the last check; and the pipeline file buttons.
+step; the problems of the last check; and the pipeline file buttons. Docked
+in a viewer, it also has the tuning panel (live per-step layers of the sample
+site, see ``_tuning``) and a *Run on plate...* button that docks the run panel
+(see ``_plate_run``).
 
 Every edit goes to a :class:`~plateflow.napari._model.PipelineModel`. Each
 change restarts a short single-shot timer; when it fires, the enabled steps are
@@ -89,6 +92,10 @@ class PipelineBuilderWidget(QWidget):
         self.diagnostics: list[Diagnostic] = []
         self.last_check_seconds = 0.0
         self._marks_by_step: dict[str, list[tuple[FieldLocation, str, str]]] = {}
+        self._check_rows: dict[str, list[tuple[str, str]]] = {}
+        self._run_errors: dict[str, str] = {}
+        self.tuning: Any = None
+        self.plate_run: Any = None
 
         self._check_timer = QTimer(self)
         self._check_timer.setSingleShot(True)
@@ -110,6 +117,12 @@ class PipelineBuilderWidget(QWidget):
         self._build_layout()
         self._connect()
         self.set_plate(plate if plate is not None else sample_plate_path())
+        if napari_viewer is not None:
+            from ._tuning import TuningPanel
+
+            self.tuning = TuningPanel(self, napari_viewer, self)
+            self.layout().insertWidget(2, self.tuning)
+        self.run_plate_button.setEnabled(napari_viewer is not None)
         self._update_buttons()
 
     # -- layout -------------------------------------------------------------------------
@@ -138,6 +151,8 @@ class PipelineBuilderWidget(QWidget):
         self.save_button = QPushButton("Save...", self)
         self.export_button = QPushButton("Export script...", self)
         self.clear_button = QPushButton("Clear", self)
+        self.run_plate_button = QPushButton("Run on plate...", self)
+        self.run_plate_button.setToolTip("Run the pipeline on every well of the plate, with progress, cancel and the results")
 
         plate_row = QHBoxLayout()
         plate_row.addWidget(QLabel("Plate", self))
@@ -195,6 +210,8 @@ class PipelineBuilderWidget(QWidget):
         file_row = QHBoxLayout()
         for button in (self.load_button, self.save_button, self.export_button, self.clear_button):
             file_row.addWidget(button)
+        file_row.addStretch(1)
+        file_row.addWidget(self.run_plate_button)
 
         layout = QVBoxLayout(self)
         layout.addLayout(plate_row)
@@ -221,6 +238,7 @@ class PipelineBuilderWidget(QWidget):
         self.save_button.clicked.connect(lambda: self.save_pipeline_file())
         self.export_button.clicked.connect(lambda: self.export_script_file())
         self.clear_button.clicked.connect(self.model.clear)
+        self.run_plate_button.clicked.connect(lambda: self.open_plate_run())
         self.step_list.current_step_changed.connect(self._on_current_step_changed)
         self.problems.problem_activated.connect(self.go_to_diagnostic)
         self.model.changed.connect(self._on_model_changed)
@@ -365,7 +383,8 @@ class PipelineBuilderWidget(QWidget):
             rows.setdefault(step.step_id, []).append((diagnostic.severity, text))
             marks.setdefault(step.step_id, []).append((locate_field(step, diagnostic.field), diagnostic.severity, text))
         self._marks_by_step = marks
-        self.step_list.set_diagnostics(rows)
+        self._check_rows = rows
+        self._apply_row_marks()
         self._mark_editor()
         self.problems.set_diagnostics(diagnostics)
         errors = sum(d.is_error for d in diagnostics)
@@ -377,6 +396,44 @@ class PipelineBuilderWidget(QWidget):
         else:
             summary = f"<b>Problems</b>: none ({took}{against})"
         self.problems_label.setText(summary)
+
+    # -- errors of the tuning run ----------------------------------------------------------------
+    def set_run_error(self, step_id: str, text: str) -> None:
+        """Mark a step that raised while tuning (icon, colour, ``text`` in its tooltip) like a compiler error."""
+        self._run_errors[step_id] = text
+        self._apply_row_marks()
+
+    def clear_run_errors(self, step_id: str | None = None) -> None:
+        """Remove the tuning-run error of one step (all steps when ``step_id`` is ``None``)."""
+        if step_id is None:
+            if not self._run_errors:
+                return
+            self._run_errors.clear()
+        elif self._run_errors.pop(step_id, None) is None:
+            return
+        self._apply_row_marks()
+
+    @property
+    def run_errors(self) -> dict[str, str]:
+        return dict(self._run_errors)
+
+    def _apply_row_marks(self) -> None:
+        rows = {step_id: list(found) for step_id, found in self._check_rows.items()}
+        for step_id, text in self._run_errors.items():
+            rows.setdefault(step_id, []).append(("error", text))
+        self.step_list.set_diagnostics(rows)
+
+    # -- run on plate -------------------------------------------------------------------------
+    def open_plate_run(self) -> Any:
+        """Dock the "Run on plate" panel in the viewer (once) and return it."""
+        if self.viewer is None:
+            return None
+        if self.plate_run is None:
+            from ._plate_run import PlateRunWidget
+
+            self.plate_run = PlateRunWidget(self, self.viewer)
+            self.viewer.window.add_dock_widget(self.plate_run, name="plateflow: run on plate", area="right")
+        return self.plate_run
 
     def _mark_editor(self) -> None:
         self.editor.mark(self._marks_by_step.get(self.editor.step_id, []))

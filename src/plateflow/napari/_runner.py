@@ -1,0 +1,348 @@
+"""Background runs for the plugin: the tuning run on the sample site, and the run on the whole plate.
+
+**Tuning** (:class:`SampleRunController`). Every request restarts a short
+single-shot timer (``delay_ms``, the debounce); when it fires, the request
+source gives the pipeline, well and site, the pipeline is compiled on the main
+thread (:meth:`SampleRunner.prepare`, a few milliseconds) and a napari
+``thread_worker`` runs :meth:`SampleRunner.execute`, which yields each step's
+output. Before a new run starts, the run in flight is cancelled (its cancel
+token stops it before its next step, and the worker is asked to quit). Each run
+has a generation number; a yielded output is applied on the main thread only
+when its generation is the newest, so a stale run never reaches a layer. A
+request equal to the run in flight (same step fingerprints, names and shown
+steps) does not restart it.
+
+**The plate** (:func:`run_plate_in_chunks`). ``plateflow.run`` has no cancel
+hook, so the wells run in chunks of ``workers`` wells, each chunk one call to
+``run`` (the first a fresh run, the next ones ``resume=True`` over the wells
+done so far plus the chunk, so the manifest and the merged tables cover every
+well, exactly as one call would). Cancelling stops after the chunk in
+progress. The generator yields a :class:`PlateRunProgress` after each chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from plateflow.compiler import CompileError
+from plateflow.execution.sample import (
+    DEFAULT_CACHE_BYTES,
+    CancelToken,
+    SamplePlan,
+    SampleRunner,
+    SampleStepFailure,
+    SampleStepOutput,
+)
+
+__all__ = [
+    "SampleRequest",
+    "SampleRunController",
+    "PlateRunProgress",
+    "run_plate_in_chunks",
+    "TUNING_DELAY_MS",
+]
+
+#: Debounce between the last edit and the tuning run it starts.
+TUNING_DELAY_MS = 30
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What to run: the pipeline, the sample site, and the builder's id of each compiled step.
+
+    ``display`` holds the display settings the outputs are shown with: a request
+    that differs only there still restarts the run, so every output is shown anew.
+    """
+
+    pipeline: Any
+    well: str
+    site: str
+    step_ids: tuple[str, ...]
+    display: tuple[Any, ...] = ()
+
+
+@dataclass
+class _ActiveRun:
+    generation: int
+    request: SampleRequest
+    plan: SamplePlan
+    token: CancelToken
+    worker: Any
+    key: tuple[Any, ...]
+    started: float = field(default_factory=time.perf_counter)
+    done: bool = False
+
+
+class SampleRunController(QObject):
+    """Runs the sample site in the background, one run at a time, newest wins.
+
+    Args:
+        source: called when the debounce timer fires; returns a :class:`SampleRequest`,
+            or a message (``str``) saying why nothing can run now.
+        delay_ms: the debounce.
+        cache_bytes: the bound of the step-output cache.
+
+    Signals:
+        run_started(object): the request of a new run.
+        output_ready(object, object): (request, ``SampleStepOutput``) of the newest run.
+        step_failed(object, object): (request, ``SampleStepFailure``) of the newest run.
+        run_finished(object, bool): (request, whether it ran to its end).
+        not_run(str): why a request did not start (no plate, compile errors, ...).
+    """
+
+    run_started = Signal(object)
+    output_ready = Signal(object, object)
+    step_failed = Signal(object, object)
+    run_finished = Signal(object, bool)
+    not_run = Signal(str)
+
+    def __init__(
+        self,
+        source: Callable[[], "SampleRequest | str"],
+        parent: QObject | None = None,
+        *,
+        delay_ms: int = TUNING_DELAY_MS,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.cache_bytes = cache_bytes
+        self.runner: SampleRunner | None = None
+        self.generation = 0
+        self.closed = False
+        self._active: _ActiveRun | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(delay_ms)
+        self._timer.timeout.connect(self.start_now)
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self._active is not None and not self._active.done
+
+    @property
+    def pending(self) -> bool:
+        return not self.closed and self._timer.isActive()
+
+    @property
+    def worker(self) -> Any:
+        """The worker of the newest run (``None`` before the first)."""
+        return self._active.worker if self._active is not None else None
+
+    def set_plate(self, plate: Any) -> None:
+        """Tune on another plate: a new runner (and cache); the run in flight is cancelled."""
+        self.cancel()
+        if self.runner is not None:
+            self.runner.close()
+        self.runner = SampleRunner(plate, cache_bytes=self.cache_bytes) if plate is not None else None
+
+    # -- requests ---------------------------------------------------------------------
+    def schedule(self) -> None:
+        """Start a run once requests pause for the debounce delay."""
+        if not self.closed:
+            self._timer.start()
+
+    def start_now(self) -> bool:
+        """Ask the source for a request and start it now; ``False`` when nothing started."""
+        if self.closed:
+            return False
+        self._timer.stop()
+        request = self.source()
+        if isinstance(request, str):
+            self.cancel()
+            self.not_run.emit(request)
+            return False
+        return self.start(request)
+
+    def start(self, request: SampleRequest) -> bool:
+        if self.closed:
+            return False
+        if self.runner is None:
+            self.not_run.emit("no plate to tune on")
+            return False
+        try:
+            plan = self.runner.prepare(request.pipeline, request.well, request.site)
+        except CompileError as error:
+            self.cancel()
+            self.not_run.emit(f"the pipeline has errors for well {request.well}, site {request.site}: {error}")
+            return False
+        except (ValueError, KeyError) as error:
+            self.cancel()
+            self.not_run.emit(str(error))
+            return False
+        key = (request.well, request.site, plan.key, tuple(s.visualize for s in request.pipeline), tuple(s.name for s in request.pipeline), request.step_ids, request.display)
+        active = self._active
+        if active is not None and active.key == key and not active.token.cancelled:
+            return False  # the run in flight, or the last finished one, computes exactly this
+        self.cancel()
+        from napari.qt.threading import thread_worker
+
+        self.generation += 1
+        generation = self.generation
+        token = CancelToken()
+        worker = thread_worker(self.runner.execute, start_thread=False)(plan, token)
+        self._active = _ActiveRun(generation, request, plan, token, worker, key)
+        worker.yielded.connect(partial(self._on_yielded, generation))
+        worker.finished.connect(partial(self._on_finished, generation))
+        worker.errored.connect(partial(self._on_errored, generation))
+        self.run_started.emit(request)
+        worker.start()
+        return True
+
+    def cancel(self) -> None:
+        """Stop the run in flight before its next step; it never reaches a layer afterwards."""
+        active = self._active
+        if active is None or active.done:
+            return
+        active.token.cancel()
+        active.worker.quit()
+        active.done = True
+        self.generation += 1  # outputs still on their way belong to an old generation now
+
+    def shutdown(self) -> None:
+        """The viewer or the widget is going away: stop everything; touch no Qt object."""
+        self.closed = True
+        active = self._active
+        if active is not None:
+            active.token.cancel()
+            active.worker.quit()
+            active.done = True
+
+    # -- worker signals (main thread) -----------------------------------------------------
+    def _current(self, generation: int) -> _ActiveRun | None:
+        if self.closed or generation != self.generation or self._active is None or self._active.generation != generation:
+            return None
+        return self._active
+
+    def _on_yielded(self, generation: int, item: SampleStepOutput | SampleStepFailure) -> None:
+        active = self._current(generation)
+        if active is None:
+            return
+        if isinstance(item, SampleStepFailure):
+            self.step_failed.emit(active.request, item)
+        else:
+            self.output_ready.emit(active.request, item)
+
+    def _on_errored(self, generation: int, error: Exception) -> None:
+        active = self._current(generation)
+        if active is None:
+            return
+        failure = SampleStepFailure(
+            step_index=-1,
+            step_id="",
+            step_name="",
+            step_count=len(active.plan.fingerprints),
+            well=active.request.well,
+            site=active.request.site,
+            function="",
+            message=f"{type(error).__name__}: {error}",
+            traceback="".join(_format_exception(error)),
+        )
+        self.step_failed.emit(active.request, failure)
+
+    def _on_finished(self, generation: int) -> None:
+        active = self._current(generation)
+        if active is None:
+            return
+        active.done = True
+        self.run_finished.emit(active.request, not active.token.cancelled)
+
+
+def _format_exception(error: BaseException) -> list[str]:
+    import traceback
+
+    return traceback.format_exception(type(error), error, error.__traceback__)
+
+
+# -- the whole plate ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlateRunProgress:
+    """Where a run on the plate stands after a chunk of wells.
+
+    Attributes:
+        done: wells finished so far (succeeded or failed); ``total``: wells to run.
+        succeeded / failed: wells so far (``failed``: well -> ``WellFailure``).
+        tables: table name -> merged CSV path (every well done so far).
+        outputs: the output folder; ``seconds``: since the run started.
+        finished: the last chunk ran; ``cancelled``: it stopped early when asked.
+    """
+
+    done: int
+    total: int
+    succeeded: tuple[str, ...]
+    failed: dict[str, Any]
+    tables: dict[str, Path]
+    outputs: Path
+    seconds: float
+    finished: bool = False
+    cancelled: bool = False
+
+    def summary(self) -> str:
+        state = "cancelled" if self.cancelled else ("done" if self.finished else "running")
+        text = f"{state}: {len(self.succeeded)} of {self.total} well(s) done, {len(self.failed)} failed in {self.seconds:.1f} s"
+        return text
+
+
+def run_plate_in_chunks(
+    pipeline: Any,
+    plate: Any,
+    out: str | os.PathLike[str],
+    wells: Sequence[str],
+    *,
+    workers: int = 1,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[PlateRunProgress]:
+    """Run ``wells`` with ``plateflow.run``, ``workers`` wells per call; see the module doc.
+
+    Raises ``CompileError`` (nothing ran) or ``ValueError`` (bad output folder) from the first call.
+    """
+    from plateflow.execution import run
+
+    started = time.perf_counter()
+    out_path = Path(out)
+    todo = list(wells)
+    size = max(1, int(workers))
+    succeeded: list[str] = []
+    failed: dict[str, Any] = {}
+    tables: dict[str, Path] = {}
+    first = True
+    while todo:
+        chunk, todo = todo[:size], todo[size:]
+        report = run(
+            pipeline,
+            plate,
+            out_path,
+            wells=[*succeeded, *chunk] if not first else chunk,
+            workers=min(size, len(chunk)),
+            resume=not first,
+            progress=False,
+        )
+        first = False
+        succeeded += [w for w in report.succeeded if w not in succeeded]
+        failed.update(report.failed)
+        tables = dict(report.tables)
+        stop = bool(todo) and cancel is not None and cancel()
+        yield PlateRunProgress(
+            done=len(succeeded) + len(failed),
+            total=len(wells),
+            succeeded=tuple(succeeded),
+            failed=dict(failed),
+            tables=tables,
+            outputs=report.outputs,
+            seconds=time.perf_counter() - started,
+            finished=not todo or stop,
+            cancelled=stop,
+        )
+        if stop:
+            return

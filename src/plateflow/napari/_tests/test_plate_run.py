@@ -1,0 +1,114 @@
+"""Run on plate from napari: same outputs as the CLI, progress and cancel, tables and a clickable plate map."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from qtpy.QtCore import Qt
+
+from plateflow.cli import main as cli_main
+from plateflow.execution.demo import demo_pipeline
+from plateflow.io import save_pipeline
+from plateflow.napari._widget import PipelineBuilderWidget
+
+pytestmark = pytest.mark.gui
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.endswith((".tif", ".csv")):
+                path = Path(folder) / name
+                found[path.relative_to(root).as_posix()] = path.read_bytes()
+    return found
+
+
+@pytest.fixture
+def run_panel(make_napari_viewer, tuning_plate):
+    viewer = make_napari_viewer()
+    builder = PipelineBuilderWidget(viewer, plate=tuning_plate)
+    viewer.window.add_dock_widget(builder, name="Pipeline builder")
+    builder.tuning.live_check.setChecked(False)  # only the plate run here
+    builder.load_pipeline(demo_pipeline())
+    qtbot_panel = builder.open_plate_run()
+    assert builder.open_plate_run() is qtbot_panel  # docked once
+    return viewer, builder, qtbot_panel
+
+
+def test_run_on_plate_writes_what_the_cli_writes_and_shows_the_results(run_panel, qtbot, tuning_plate, tmp_path):
+    viewer, builder, panel = run_panel
+    pipeline_file = tmp_path / "demo.yaml"
+    save_pipeline(builder.model.to_pipeline(), pipeline_file)
+    assert cli_main(["run", str(pipeline_file), str(tuning_plate), "-o", str(tmp_path / "cli"), "--quiet"]) == 0
+
+    with qtbot.waitSignal(panel.run_finished, timeout=30000) as finished:
+        assert panel.start_run(out=tmp_path / "gui", workers=1)
+        assert panel.is_running and not panel.run_button.isEnabled() and panel.cancel_button.isEnabled()
+    state = finished.args[0]
+    assert state.finished and not state.cancelled and state.succeeded == ("A01", "A02")
+    assert panel.progress_bar.value() == 2 and panel.progress_bar.maximum() == 2
+    written = tree_bytes(tmp_path / "gui")
+    assert written == tree_bytes(tmp_path / "cli")
+    assert {"object_counts.csv", "object_measurements.csv"} <= set(written)
+
+    assert str(tmp_path / "gui") in panel.output_label.text() and panel.open_button.isEnabled()
+    assert set(panel.tables.tables) == {"object_counts", "object_measurements"}
+    with open(tmp_path / "cli" / "object_counts.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    sums = {well: float(sum(int(r["object_count"]) for r in rows if r["well"] == well)) for well in ("A01", "A02")}
+    assert panel.plate_map.measurement_combo.currentText() == "object_counts: object_count"
+    assert panel.plate_map.aggregation_combo.currentText() == "sum"
+    assert panel.plate_map.values() == sums
+
+    layers = panel.open_output_layers()
+    assert [layer.name for layer in layers] == ["DAPI (plate outputs)"]
+    assert layers[0].data.shape == (2, 2, 64, 64)  # well, site, y, x
+
+
+def test_clicking_a_well_on_the_plate_map_opens_its_outputs(run_panel, qtbot, tuning_plate, tmp_path):
+    viewer, builder, panel = run_panel
+    with qtbot.waitSignal(panel.run_finished, timeout=30000):
+        panel.start_run(out=tmp_path / "out", workers=1)
+    canvas = panel.plate_map.canvas
+    canvas.resize(400, 260)
+    assert canvas.colour_of("A02") != canvas.colour_of("H12")  # H12 is not on this plate: grey
+    with qtbot.waitSignal(panel.well_layers_loaded, timeout=5000) as loaded:
+        qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.cell_rect("A02").center())
+    well, layers = loaded.args
+    assert well == "A02" and [layer.name for layer in layers] == ["A02 DAPI (output)"]
+    labels = layers[0]
+    assert type(labels).__name__ == "Labels" and labels.data.shape == (2, 64, 64)  # site, y, x
+    np.testing.assert_array_equal(labels.data[1], tifffile.imread(tmp_path / "out" / "TimePoint_1" / "ZStep_1" / "A02_s2_w1.tif"))
+    np.testing.assert_allclose(labels.scale[-2:], [builder.plate.pixel_size] * 2)
+    # A second click updates the same layer instead of adding another.
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.cell_rect("A02").center())
+    assert [l.name for l in viewer.layers].count("A02 DAPI (output)") == 1
+
+
+def test_cancel_stops_after_the_wells_in_progress(run_panel, qtbot, tmp_path):
+    viewer, builder, panel = run_panel
+    with qtbot.waitSignal(panel.run_finished, timeout=30000) as finished:
+        panel.start_run(out=tmp_path / "out", workers=1)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+        assert not panel.cancel_button.isEnabled()
+    state = finished.args[0]
+    assert state.cancelled and state.done == 1 and state.total == 2
+    assert state.summary().startswith("cancelled: 1 of 2 well(s) done")
+    assert panel.run_button.isEnabled()
+
+
+def test_run_refuses_a_pipeline_with_errors_and_unknown_wells(run_panel, tmp_path):
+    viewer, builder, panel = run_panel
+    assert not panel.start_run(out=tmp_path / "out", wells=["Z99"])
+    assert "Unknown well(s): Z99" in panel.status_label.text()
+    step = builder.model.steps[0]
+    builder.model.set_kwarg(step.step_id, None, 0, "low_percentil", 1.0)
+    assert not panel.start_run(out=tmp_path / "out", wells=["A01"])
+    assert "error" in panel.status_label.text() and not (tmp_path / "out").exists()

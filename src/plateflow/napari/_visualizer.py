@@ -1,0 +1,308 @@
+"""Per-step layers while tuning: each shown step's output on the sample site, kept up to date.
+
+:class:`StepVisualizer` receives :class:`~plateflow.execution.sample.SampleStepOutput`
+objects on the main thread (the runner's worker yields them; see ``_runner``)
+and turns them into layers:
+
+- image planes become one **Image** layer per channel, named ``"2 top-hat"``
+  (step number and name), or ``"2 top-hat (DAPI)"`` when the step gives several
+  channels. Z planes and timepoints with more than one value are stacked as
+  extra dimensions. Channel names, colormaps and the pixel scale follow the
+  plate metadata, as the plate reader does;
+- integer outputs of label-making functions (registry categories
+  ``segmentation``, ``label``, ``threshold``, ``measurement``) become **Labels** layers;
+- point-like special outputs (tables with ``y``/``x`` or ``centroid_y``/``centroid_x``
+  columns, ``positions``-like lists of ``(y, x)``) become **Points** layers;
+- tables go to the "plateflow tables" dock (a table view with a choice of tables).
+
+Which steps are shown: those marked ``visualize`` (the compiled context's
+``required_visualizers``) and the last step; with ``show_all`` every step.
+A layer is created once; later outputs only replace its ``data`` (and its
+name when the step is renamed or renumbered), so the contrast limits,
+colormap and visibility the user set stay. When a finished run did not show
+a step any more (unmarked, removed, "show all" switched off), its layers are
+removed. Layers the user deleted are created again on the next output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plateflow.library import registry
+from plateflow.plate import natural_key
+
+from ._reader import channel_colormap
+from ._table import TableView
+
+if TYPE_CHECKING:
+    from plateflow.execution.sample import SampleStepOutput, SpecialOutput
+    from plateflow.plate import ImageFile, Plate
+
+__all__ = ["StepVisualizer", "is_label_output", "point_coordinates", "LABEL_CATEGORIES", "TABLES_DOCK_NAME"]
+
+#: Registry categories whose integer outputs are label images (or masks).
+LABEL_CATEGORIES = frozenset({"segmentation", "label", "labels", "threshold", "measurement"})
+#: Components stacked as extra layer dimensions, outermost first.
+_STACKED = ("timepoint", "z_index")
+#: (y, x) column pairs that make a table point-like, tried in this order.
+_COORDINATE_COLUMNS = (("centroid_y", "centroid_x"), ("y", "x"), ("centroid-0", "centroid-1"), ("row", "column"))
+TABLES_DOCK_NAME = "plateflow tables"
+
+
+def is_label_output(functions: Sequence[str], dtype: np.dtype) -> bool:
+    """Whether a step's output of ``dtype`` made by ``functions`` (registry names) is a label image."""
+    if np.dtype(dtype).kind not in "iu":
+        return False
+    for name in functions:
+        if name in registry.names():
+            if registry.info(name).category in LABEL_CATEGORIES:
+                return True
+        elif "label" in name.lower() or "segment" in name.lower():
+            return True
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def point_coordinates(special: "SpecialOutput") -> np.ndarray | None:
+    """``(N, 2)`` y/x coordinates of a point-like special output, or ``None``."""
+    if special.rows is not None:
+        rows = special.rows
+        for y_column, x_column in _COORDINATE_COLUMNS:
+            if rows and all(_is_number(row.get(y_column)) and _is_number(row.get(x_column)) for row in rows):
+                return np.array([[float(row[y_column]), float(row[x_column])] for row in rows], dtype=np.float64)
+        return None
+    value = special.value
+    if isinstance(value, np.ndarray):
+        if value.ndim == 2 and value.shape[1] == 2 and value.dtype.kind in "iuf":
+            return value.astype(np.float64)
+        return None
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(item, (list, tuple, np.ndarray)) and len(item) == 2 and all(_is_number(v) for v in item) for item in value
+    ):
+        return np.array([[float(item[0]), float(item[1])] for item in value], dtype=np.float64)
+    return None
+
+
+@dataclass(frozen=True)
+class _ChannelStack:
+    channel: str
+    data: np.ndarray
+    axes: tuple[str, ...]  # labels of the leading (stacked) axes
+
+
+def _channel_stacks(images: Sequence["ImageFile"], planes: Sequence[np.ndarray]) -> list[_ChannelStack]:
+    by_channel: dict[str, list[tuple["ImageFile", np.ndarray]]] = {}
+    for image, plane in zip(images, planes):
+        by_channel.setdefault(image.channel, []).append((image, plane))
+    stacks = []
+    for channel in sorted(by_channel, key=natural_key):
+        items = by_channel[channel]
+        shape = items[0][1].shape
+        items = [(image, plane) for image, plane in items if plane.shape == shape]  # one shape per layer
+        values = {c: sorted({image.component(c) for image, _ in items}, key=natural_key) for c in _STACKED}
+        stacked = [c for c in _STACKED if len(values[c]) > 1]
+        items.sort(key=lambda item: tuple(natural_key(item[0].component(c)) for c in _STACKED))
+        data = np.stack([plane for _, plane in items])
+        sizes = [len(values[c]) for c in stacked]
+        if math.prod(sizes) == len(items):
+            data = data.reshape((*sizes, *shape))
+            axes = tuple(stacked)
+        else:  # a ragged set of planes: one axis, in component order
+            axes = ("plane",)
+        stacks.append(_ChannelStack(channel, data, axes))
+    return stacks
+
+
+class StepVisualizer:
+    """Creates and updates the layers of a tuning run; call it on the main thread only.
+
+    Args:
+        viewer: the napari viewer.
+    """
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self.show_all = False
+        self.closed = False
+        self._layers: dict[tuple[str, str, str], Any] = {}  # (step id, kind, part) -> layer
+        self._shown: dict[tuple[str, str, str], str] = {}  # key -> fingerprint of the data it shows
+        self._touched: set[tuple[str, str, str]] = set()
+        self._table_names: dict[str, str] = {}  # table title -> step id
+        self._touched_tables: set[str] = set()
+        self._tables: TableView | None = None
+        self._channel_names: dict[str, str] = {}
+        self._channel_order: tuple[str, ...] = ()
+        self._pixel_size: float | None = None
+
+    # -- plate ------------------------------------------------------------------------
+    def set_plate(self, plate: "Plate | None") -> None:
+        """Take channel names, order and pixel size from ``plate``; forget the layers of the old one."""
+        self.remove_all()
+        if plate is None:
+            self._channel_names, self._channel_order, self._pixel_size = {}, (), None
+            return
+        self._channel_names = dict(plate.channel_names)
+        self._channel_order = tuple(plate.components["channel"])
+        self._pixel_size = plate.pixel_size
+
+    def channel_display(self, channel: str) -> tuple[str, str]:
+        """(name, colormap) of a channel, as the plate reader names and colours it."""
+        name = self._channel_names.get(channel) or f"channel {channel}"
+        position = self._channel_order.index(channel) if channel in self._channel_order else len(self._channel_order)
+        return name, channel_colormap(name, position)
+
+    # -- runs -------------------------------------------------------------------------
+    def wants(self, output: "SampleStepOutput") -> bool:
+        return self.show_all or output.visualize or output.is_last
+
+    def begin_run(self) -> None:
+        self._touched = set()
+        self._touched_tables = set()
+
+    def end_run(self, completed: bool) -> None:
+        """After a run that reached its end, remove the layers and tables it did not show."""
+        if self.closed or not completed:
+            return
+        for key in [k for k in self._layers if k not in self._touched]:
+            self._remove(key)
+        if self._tables is not None:
+            stale = [name for name in self._table_names if name not in self._touched_tables]
+            self._tables.remove_tables(stale)
+            for name in stale:
+                del self._table_names[name]
+
+    def show(self, output: "SampleStepOutput", step_id: str) -> list[Any]:
+        """Show one step's output under the model step ``step_id``; returns the layers it touched."""
+        if self.closed or not self.wants(output):
+            return []
+        touched = []
+        title = f"{output.step_index + 1} {output.step_name}"
+        stacks = _channel_stacks(output.images, output.planes)
+        for stack in stacks:
+            name = title
+            if len(stacks) > 1:
+                name = f"{title} ({self.channel_display(stack.channel)[0]})"
+            labels = is_label_output(output.functions, stack.data.dtype)
+            key = (step_id, "labels" if labels else "image", stack.channel)
+            touched.append(self._put_image(key, name, stack, labels, f"{output.fingerprint}:{stack.channel}", step_id))
+        for special in output.specials:
+            coordinates = point_coordinates(special)
+            if coordinates is not None:
+                key = (step_id, "points", special.name)
+                touched.append(self._put_points(key, f"{title}: {special.name}", coordinates, f"{output.fingerprint}:{special.name}", step_id))
+        for table, rows in output.tables.items():
+            self._put_table(f"{title}: {table}", rows, step_id)
+        return touched
+
+    def remove_all(self) -> None:
+        for key in list(self._layers):
+            self._remove(key)
+        if self._tables is not None:
+            self._tables.set_tables({})
+        self._table_names.clear()
+
+    def layer_for(self, step_id: str, part: str | None = None) -> Any:
+        """The image or labels layer of a step (its channel ``part``, or the first)."""
+        for (sid, kind, key_part), layer in self._layers.items():
+            if sid == step_id and kind in ("image", "labels") and (part is None or key_part == part):
+                return layer
+        return None
+
+    @property
+    def tables_view(self) -> TableView | None:
+        return self._tables
+
+    # -- layers -----------------------------------------------------------------------
+    def _alive(self, key: tuple[str, str, str]) -> Any:
+        layer = self._layers.get(key)
+        if layer is not None and layer not in self.viewer.layers:
+            self._layers.pop(key, None)
+            self._shown.pop(key, None)
+            return None
+        return layer
+
+    def _scale(self, leading: int) -> tuple[float, ...]:
+        size = self._pixel_size or 1.0
+        return (1.0,) * leading + (size, size)
+
+    def _put_image(self, key: tuple[str, str, str], name: str, stack: _ChannelStack, labels: bool, fingerprint: str, step_id: str) -> Any:
+        self._touched.add(key)
+        layer = self._alive(key)
+        if layer is not None and layer.ndim != stack.data.ndim:
+            self._remove(key)  # the output gained or lost a dimension: start the layer again
+            layer = None
+        if layer is None:
+            channel_name, colormap = self.channel_display(stack.channel)
+            options: dict[str, Any] = {
+                "name": name,
+                "scale": self._scale(len(stack.axes)),
+                "axis_labels": (*stack.axes, "y", "x"),
+                "metadata": {"plateflow_step": step_id, "plateflow_channel": stack.channel},
+            }
+            if self._pixel_size:
+                options["units"] = ("pixel",) * len(stack.axes) + ("micrometer", "micrometer")
+            if labels:
+                layer = self.viewer.add_labels(stack.data, **options)
+            else:
+                layer = self.viewer.add_image(stack.data, colormap=colormap, blending="additive", **options)
+            self._layers[key] = layer
+        else:
+            if self._shown.get(key) != fingerprint:
+                layer.data = stack.data
+            if layer.name != name:
+                layer.name = name
+        self._shown[key] = fingerprint
+        return layer
+
+    def _put_points(self, key: tuple[str, str, str], name: str, coordinates: np.ndarray, fingerprint: str, step_id: str) -> Any:
+        self._touched.add(key)
+        layer = self._alive(key)
+        if layer is None:
+            options: dict[str, Any] = {"units": ("micrometer", "micrometer")} if self._pixel_size else {}
+            layer = self.viewer.add_points(
+                coordinates,
+                name=name,
+                scale=self._scale(0),
+                size=6,
+                face_color="yellow",
+                border_color="black",
+                metadata={"plateflow_step": step_id},
+                **options,
+            )
+            self._layers[key] = layer
+        else:
+            if self._shown.get(key) != fingerprint:
+                layer.data = coordinates
+            if layer.name != name:
+                layer.name = name
+        self._shown[key] = fingerprint
+        return layer
+
+    def _put_table(self, title: str, rows: Sequence[Mapping[str, Any]], step_id: str) -> None:
+        if self._tables is None:
+            self._tables = TableView()
+            self.viewer.window.add_dock_widget(self._tables, name=TABLES_DOCK_NAME, area="right")
+        for old, sid in list(self._table_names.items()):
+            if sid == step_id and old != title and old.split(": ", 1)[-1] == title.split(": ", 1)[-1]:
+                self._tables.remove_tables([old])  # the step was renamed or renumbered
+                del self._table_names[old]
+        self._table_names[title] = step_id
+        self._touched_tables.add(title)
+        if self._tables.tables.get(title) != list(rows):
+            tables = dict(self._tables.tables)
+            tables[title] = list(rows)  # the other tables keep their lists, so the view redraws only if this one is shown
+            self._tables.set_tables(tables)
+
+    def _remove(self, key: tuple[str, str, str]) -> None:
+        layer = self._layers.pop(key, None)
+        self._shown.pop(key, None)
+        if layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
