@@ -231,16 +231,25 @@ def test_compile_errors_are_raised_before_anything_runs(small_plate):
     assert CALLS == Counter()
 
 
-def test_nothing_is_written_to_disk_or_the_plate(small_plate, plate_hashes):
+def test_nothing_is_written_to_disk_or_the_plate(small_plate, plate_hashes, monkeypatch):
+    from plateflow.vfs import FileManager
+
+    backends = []
+    original = FileManager.save
+
+    def recording_save(self, data, path, backend, **options):
+        backends.append(backend)
+        return original(self, data, path, backend, **options)
+
+    monkeypatch.setattr(FileManager, "save", recording_save)
     before = plate_hashes(small_plate)
     runner = SampleRunner(small_plate)
     outputs = outputs_of(runner, demo_pipeline(), "B02", "1")
     assert outputs[-1].tables["object_counts"][0]["well"] == "B02"
-    assert list(runner._scratch_root.iterdir()) == []
+    assert backends and set(backends) == {"memory"}  # tables included: no disk, no zarr
     assert plate_hashes(small_plate) == before
-    scratch = runner._scratch_root
     runner.close()
-    assert not scratch.exists()
+    assert len(runner.cache) == 0
 
 
 def test_cache_is_bounded_by_bytes_least_recently_used_first(small_plate):

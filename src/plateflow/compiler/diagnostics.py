@@ -92,11 +92,14 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == "error"
 
-    def format(self) -> str:
+    @property
+    def location(self) -> str:
+        """``"step 2 'Blur', kwargs.sigma"`` (steps counted from 1), or ``"pipeline"``."""
         where = f"step {self.step_index + 1} {self.step_name!r}" if self.step_index is not None else "pipeline"
-        if self.field:
-            where += f", {self.field}"
-        text = f"{self.severity} [{self.code}] {where}: {self.message}"
+        return f"{where}, {self.field}" if self.field else where
+
+    def format(self) -> str:
+        text = f"{self.severity} [{self.code}] {self.location}: {self.message}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text

@@ -20,7 +20,7 @@ import pickle
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +45,7 @@ class RunReport:
         succeeded: wells that ran and finished, in plate order.
         failed: well -> :class:`WellFailure` for each well that failed.
         skipped: wells already finished by an earlier run (``resume=True``).
+        cancelled: wells not finished because the run was cancelled (``resume=True`` does them later).
         tables: table name -> merged CSV path.
         seconds: wall time of the run.
     """
@@ -54,12 +55,13 @@ class RunReport:
     succeeded: list[str] = field(default_factory=list)
     failed: dict[str, WellFailure] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     tables: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.cancelled
 
     def summary(self) -> str:
         """A few lines for people: counts, failures with their step and error, tables."""
@@ -67,6 +69,8 @@ class RunReport:
             f"{len(self.succeeded)} well(s) done, {len(self.failed)} failed, {len(self.skipped)} skipped "
             f"in {self.seconds:.1f} s; outputs in {self.outputs}"
         ]
+        if self.cancelled:
+            lines.append(f"  cancelled before {len(self.cancelled)} well(s) finished: {', '.join(self.cancelled)} (resume=True runs them)")
         for well, failure in self.failed.items():
             lines.append(f"  {well} FAILED at {failure.format()}")
         for name, path in self.tables.items():
@@ -159,6 +163,8 @@ def run(
     config: GlobalConfig | None = None,
     output_format: str | None = None,
     progress: bool = True,
+    cancel: Callable[[], bool] | None = None,
+    on_well: Callable[[WellResult], None] | None = None,
 ) -> RunReport:
     """Run ``pipeline`` on every well of ``plate`` (or ``wells``), writing results under ``out``.
 
@@ -173,6 +179,12 @@ def run(
         config: the run's ``GlobalConfig``.
         output_format: ``"tiff"`` or ``"zarr"``, overriding ``config.output_format``.
         progress: show progress bars (tqdm) or lines on stderr.
+        cancel: called often while the run goes on; once it returns ``True`` no
+            more wells start, wells in worker processes or on Dask are stopped,
+            and their wells are reported in ``report.cancelled`` (a later
+            ``resume=True`` run does them). With ``workers=1`` the well in
+            progress finishes first.
+        on_well: called in this process with each well's ``WellResult`` as it finishes.
 
     Raises:
         CompileError: the pipeline has errors; nothing ran.
@@ -235,9 +247,12 @@ def run(
     report = RunReport(outputs=out_root, manifest=manifest.path, skipped=skipped)
     bar = Progress(len(todo), enabled=progress)
     results: dict[str, WellResult] = {}
+    cancelled = cancel if cancel is not None else (lambda: False)
 
     def finished(result: WellResult) -> None:
         results[result.well] = result
+        if on_well is not None:
+            on_well(result)
         if result.ok:
             manifest.set_status(result.well, "done", outputs=list(result.outputs), tables=dict(result.tables), seconds=round(result.seconds, 3))
         else:
@@ -252,17 +267,22 @@ def run(
 
     try:
         if todo and scheduler is not None:
-            _run_dask(contexts, todo, plate_obj, scheduler, started_well, finished)
+            _run_dask(contexts, todo, plate_obj, scheduler, started_well, finished, cancelled)
         elif todo and local:
             for well in todo:
+                if cancelled():
+                    break
                 started_well(well)
                 finished(run_well(contexts[well], on_step=bar.step))
         elif todo:
-            _run_pool(contexts, todo, plate_obj, n_workers, started_well, finished, bar)
+            _run_pool(contexts, todo, plate_obj, n_workers, started_well, finished, bar, cancelled)
     finally:
         bar.close()
 
     order = list(plate_obj.wells)
+    report.cancelled = [w for w in order if w in todo and w not in results]
+    for well in report.cancelled:
+        manifest.set_status(well, "pending", outputs=[], tables={})
     report.succeeded = [w for w in order if w in results and results[w].ok]
     report.failed = {w: results[w].failure for w in order if w in results and results[w].failure is not None}  # type: ignore[misc]
     report.tables = merge_tables(out_root, order, manifest, parent_fm)
@@ -343,13 +363,23 @@ def _exit_reason(exitcode: int | None) -> str:
     return f"it exited with status {exitcode}"
 
 
-def _run_pool(contexts: dict[str, Any], todo: list[str], plate: Any, n_workers: int, started_well: Any, finished: Any, bar: Progress) -> None:
+def _run_pool(
+    contexts: dict[str, Any],
+    todo: list[str],
+    plate: Any,
+    n_workers: int,
+    started_well: Any,
+    finished: Any,
+    bar: Progress,
+    cancelled: Callable[[], bool],
+) -> None:
     """Run wells in ``n_workers`` processes, one well per worker at a time.
 
     A worker that dies (killed, out of memory, ``os._exit`` in a function)
     fails only the well it was running; a new worker takes its place for the
     wells still waiting. A well whose worker died before its first step began
-    is given to another worker once.
+    is given to another worker once. On cancel, busy workers are terminated and
+    their wells left unfinished.
     """
     from multiprocessing.connection import wait
 
@@ -370,7 +400,7 @@ def _run_pool(contexts: dict[str, Any], todo: list[str], plate: Any, n_workers: 
 
     def give_work(worker: _Worker) -> None:
         worker.well, worker.started = None, False
-        if not waiting:
+        if not waiting or cancelled():
             _stop(worker)
             return
         well = waiting.pop()
@@ -405,7 +435,7 @@ def _run_pool(contexts: dict[str, Any], todo: list[str], plate: Any, n_workers: 
         worker.process.join(timeout=5)
         worker.conn.close()
         well = worker.well
-        if well is None:
+        if well is None or cancelled():
             return
         if not worker.started and well not in retried:
             retried.add(well)  # it never reached its first step: not the well's fault
@@ -413,7 +443,7 @@ def _run_pool(contexts: dict[str, Any], todo: list[str], plate: Any, n_workers: 
         else:
             reason = _exit_reason(worker.process.exitcode)
             finished(_lost_well(well, f"the worker process (pid {worker.process.pid}) running this well died: {reason}"))
-        if waiting:
+        if waiting and not cancelled():
             give_work(spawn())
 
     try:
@@ -421,7 +451,13 @@ def _run_pool(contexts: dict[str, Any], todo: list[str], plate: Any, n_workers: 
             give_work(spawn())
         while any(w.well is not None for w in workers):
             busy = [w for w in workers if w.well is not None]
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+            if cancelled():
+                for worker in busy:
+                    worker.process.terminate()  # its well stays unfinished; resume redoes it
+                    worker.well = None
+                break
+            # A timeout so that a cancel is seen while long wells run.
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=0.2))
             for worker in busy:
                 if worker.conn not in ready and worker.process.sentinel not in ready:
                     continue
@@ -456,7 +492,15 @@ def _lost_well(well: str, message: str) -> WellResult:
 DASK_LOST_AFTER_S = 30.0
 
 
-def _run_dask(contexts: dict[str, Any], todo: list[str], plate: Any, scheduler: Any, started_well: Any, finished: Any) -> None:
+def _run_dask(
+    contexts: dict[str, Any],
+    todo: list[str],
+    plate: Any,
+    scheduler: Any,
+    started_well: Any,
+    finished: Any,
+    cancelled: Callable[[], bool],
+) -> None:
     """Run the wells on a Dask cluster; a lost scheduler fails the wells still out, it never hangs the run."""
     try:
         from distributed import Client, wait
@@ -494,6 +538,9 @@ def _run_dask(contexts: dict[str, Any], todo: list[str], plate: Any, scheduler: 
             return lost[0]
 
         while pending:
+            if cancelled():
+                client.cancel(list(pending))  # their wells stay unfinished; resume redoes them
+                return
             # Nothing finished in time, or futures were cancelled (a lost scheduler): both show in their states below.
             with contextlib.suppress(TimeoutError, CancelledError):
                 wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")

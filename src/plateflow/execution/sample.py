@@ -51,22 +51,19 @@ shared by every run of one runner; it holds host (numpy) copies, so GPU memory
 is freed when a run ends. Cached arrays are made read-only, since later runs
 reuse them.
 
-The core writes a materialized table to its output folder even when
-``write_outputs`` is False, so each run gets a private scratch folder for
-them, which is deleted when the run ends.
+Runs compile with ``write_outputs=False``: every step, the last included,
+writes to the memory backend under a virtual output root, and materialized
+tables stay in memory too, so a sample run never touches the disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import traceback
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -390,7 +387,6 @@ class SamplePlan:
     steps: list[Any]
     context: "ProcessingContext"
     fingerprints: list[str]
-    scratch: Path
     visualized: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -452,16 +448,13 @@ class SampleRunner:
         base = config if config is not None else GlobalConfig()
         self.config = replace(base, write_outputs=False, num_workers=1, output_format="tiff")
         self._views: dict[tuple[str, str], "Plate"] = {}
-        self._scratch_root = Path(tempfile.mkdtemp(prefix="plateflow-sample-"))
-        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._scratch_root), True)
         self._lock = threading.Lock()
         self._runs = 0
         self.computed = 0
 
     def close(self) -> None:
-        """Forget the cache and delete the scratch folder."""
+        """Forget the cache."""
         self.cache.clear()
-        self._finalizer()
 
     def view(self, well: str, site: str) -> "Plate":
         """The plate restricted to one well and site (made once, then reused)."""
@@ -482,13 +475,14 @@ class SampleRunner:
         steps = as_step_list(pipeline)
         with self._lock:
             self._runs += 1
-            scratch = self._scratch_root / f"run-{self._runs}"
+            # Only memory-backend paths live under it: nothing is written to disk.
+            virtual_root = f"/plateflow-sample/run-{self._runs}"
         filemanager = FileManager(read_only_roots=[self.plate.root])
-        contexts = compile_pipeline(steps, view, [well], self.config, output_root=str(scratch), filemanager=filemanager)
+        contexts = compile_pipeline(steps, view, [well], self.config, output_root=virtual_root, filemanager=filemanager)
         context = contexts[well]
         fingerprints = step_fingerprints(context.plans(), str(self.plate.root), well, site)
         visualized = frozenset(request.step_id for request in context.required_visualizers)
-        return SamplePlan(well, site, steps, context, fingerprints, scratch, visualized)
+        return SamplePlan(well, site, steps, context, fingerprints, visualized)
 
     def run(self, pipeline: Any, well: str, site: str, cancel: CancelCheck | None = None) -> Iterator[SampleStepOutput | SampleStepFailure]:
         """``prepare`` then ``execute``: yields each step's output (or one failure, then stops)."""
@@ -522,11 +516,10 @@ class SampleRunner:
                 with self._lock:
                     self.computed += 1
                 entry = self._collect(plan, context, [path for backend, path in result.outputs if backend == "memory"], seconds)
-                self._remove_results(context, [*result.results, *result.tables.values()])
                 self.cache.put(fingerprint, entry)
                 yield self._output(prepared, plan, fingerprint, entry, reused=False)
         finally:
-            self._forget(context, prepared.scratch)
+            self._forget(context)
 
     # -- helpers ----------------------------------------------------------------------------
     def _collect(self, plan: "StepPlan", context: "ProcessingContext", paths: list[str], seconds: float) -> _CachedStep:
@@ -638,20 +631,12 @@ class SampleRunner:
             traceback=trace,
         )
 
-    def _remove_results(self, context: "ProcessingContext", paths: Sequence[str]) -> None:
-        fm: "FileManager" = context.filemanager
-        for path in paths:
-            if fm.exists(path, "disk"):
-                fm.delete(path, "disk")
-
-    def _forget(self, context: "ProcessingContext", scratch: Path) -> None:
-        """Drop the run's memory backend contents and its scratch folder."""
+    def _forget(self, context: "ProcessingContext") -> None:
+        """Drop the run's memory backend contents."""
         memory = context.filemanager.backend("memory")
         clear = getattr(memory, "clear", None)
         if callable(clear):
             clear()
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_sample(

@@ -463,7 +463,8 @@ def run_plan(plan: "StepPlan", context: "ProcessingContext") -> StepResult:
     except ValueError as error:
         raise runner.error(f"cannot group the images: {error}") from error
     specials = runner.load_specials()
-    materialized = {name: [] for name, spec in plan.special_outputs.items() if spec.get("materialize")}
+    # Results are written only by runs that write outputs (not by napari's in-memory tuning runs).
+    materialized = {name: [] for name, spec in plan.special_outputs.items() if spec.get("materialize") and plan.config.write_outputs}
     outputs: list[tuple[str, str]] = []
     ran = skipped = 0
     for group in groups:

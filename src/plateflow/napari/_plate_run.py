@@ -2,10 +2,11 @@
 
 The panel takes the output folder, the wells (empty: all) and the number of
 wells run at once. **Run on plate** checks the pipeline, then runs
-:func:`~plateflow.napari._runner.run_plate_in_chunks` (``plateflow.run``, a
-chunk of wells at a time) in a napari ``thread_worker``, with a progress bar
-here and in napari's activity dock. **Cancel** stops after the wells in
-progress (``plateflow.run`` has no way to stop a well half way).
+:func:`~plateflow.napari._runner.run_plate` (one ``plateflow.run`` call,
+progress per finished well) in a napari ``thread_worker``, with a progress bar
+here and in napari's activity dock. **Cancel** stops the run through
+``plateflow.run``'s cancel hook: no more wells start and wells in worker
+processes are stopped; a later run with resume finishes them.
 
 When the run ends, the results open: the output folder (its path, and
 *Open outputs as layers* for every well), the merged measurement tables, and
@@ -42,7 +43,7 @@ from plateflow.plate import PlateError, open_plate
 
 from ._plate_map import PlateMapWidget
 from ._reader import plate_layer_data
-from ._runner import PlateRunProgress, run_plate_in_chunks
+from ._runner import PlateRunProgress, run_plate
 from ._table import TableView, read_csv_rows
 from ._visualizer import is_label_output
 
@@ -109,7 +110,7 @@ class PlateRunWidget(QWidget):
         self.run_button = QPushButton("Run on plate", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
-        self.cancel_button.setToolTip("Stop after the wells in progress")
+        self.cancel_button.setToolTip("Stop the run: no more wells start, wells in worker processes stop (resume finishes them)")
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setFormat("%v / %m wells")
         self.status_label = QLabel("", self)
@@ -234,7 +235,7 @@ class PlateRunWidget(QWidget):
         self.error = ""
         self.token = CancelToken()
         out_path = Path(os.path.abspath(os.path.expanduser(out_text)))
-        self.worker = thread_worker(run_plate_in_chunks, start_thread=False)(
+        self.worker = thread_worker(run_plate, start_thread=False)(
             self._pipeline, plate, out_path, chosen, workers=self.workers_spin.value(), cancel=self.token
         )
         self.worker.yielded.connect(self._on_progress)
@@ -251,7 +252,7 @@ class PlateRunWidget(QWidget):
         return True
 
     def cancel(self) -> None:
-        """Stop after the wells in progress."""
+        """Stop the run: no more wells start; wells in worker processes are stopped."""
         if self.token is not None and self.worker is not None:
             self.token.cancel()
             self.cancel_button.setEnabled(False)

@@ -19,13 +19,7 @@ DIAGNOSTIC_ROLE = Qt.ItemDataRole.UserRole + 1
 
 def problem_text(diagnostic: Diagnostic) -> str:
     """"step 2 'Blur', kwargs.sigma: message - hint" (steps counted from 1)."""
-    if diagnostic.step_index is not None:
-        where = f"step {diagnostic.step_index + 1} {diagnostic.step_name!r}"
-    else:
-        where = "pipeline"
-    if diagnostic.field:
-        where += f", {diagnostic.field}"
-    text = f"{where}: {diagnostic.message}"
+    text = f"{diagnostic.location}: {diagnostic.message}"
     if diagnostic.hint:
         text += f" \u2014 {diagnostic.hint}"
     return text

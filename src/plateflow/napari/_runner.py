@@ -12,17 +12,19 @@ when its generation is the newest, so a stale run never reaches a layer. A
 request equal to the run in flight (same step fingerprints, names and shown
 steps) does not restart it.
 
-**The plate** (:func:`run_plate_in_chunks`). ``plateflow.run`` has no cancel
-hook, so the wells run in chunks of ``workers`` wells, each chunk one call to
-``run`` (the first a fresh run, the next ones ``resume=True`` over the wells
-done so far plus the chunk, so the manifest and the merged tables cover every
-well, exactly as one call would). Cancelling stops after the chunk in
-progress. The generator yields a :class:`PlateRunProgress` after each chunk.
+**The plate** (:func:`run_plate`). One ``plateflow.run`` call runs the chosen
+wells in a background thread; its ``on_well`` callback queues each finished
+well and the generator yields a :class:`PlateRunProgress` for it, then a last
+one with the merged tables. Cancelling makes ``run``'s ``cancel`` hook return
+true: no more wells start, wells in worker processes are stopped, and the
+manifest leaves them for ``resume``.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ __all__ = [
     "SampleRequest",
     "SampleRunController",
     "PlateRunProgress",
-    "run_plate_in_chunks",
+    "run_plate",
     "TUNING_DELAY_MS",
 ]
 
@@ -268,14 +270,14 @@ def _format_exception(error: BaseException) -> list[str]:
 
 @dataclass(frozen=True)
 class PlateRunProgress:
-    """Where a run on the plate stands after a chunk of wells.
+    """Where a run on the plate stands after a well finished.
 
     Attributes:
         done: wells finished so far (succeeded or failed); ``total``: wells to run.
         succeeded / failed: wells so far (``failed``: well -> ``WellFailure``).
         tables: table name -> merged CSV path (every well done so far).
         outputs: the output folder; ``seconds``: since the run started.
-        finished: the last chunk ran; ``cancelled``: it stopped early when asked.
+        finished: the run ended; ``cancelled``: it stopped early when asked.
     """
 
     done: int
@@ -294,7 +296,7 @@ class PlateRunProgress:
         return text
 
 
-def run_plate_in_chunks(
+def run_plate(
     pipeline: Any,
     plate: Any,
     out: str | os.PathLike[str],
@@ -303,46 +305,49 @@ def run_plate_in_chunks(
     workers: int = 1,
     cancel: Callable[[], bool] | None = None,
 ) -> Iterator[PlateRunProgress]:
-    """Run ``wells`` with ``plateflow.run``, ``workers`` wells per call; see the module doc.
+    """Run ``wells`` with one ``plateflow.run`` call; yield progress as each well finishes.
 
-    Raises ``CompileError`` (nothing ran) or ``ValueError`` (bad output folder) from the first call.
+    Raises what ``run`` raises (``CompileError``: nothing ran; ``ValueError``/``OSError``:
+    a bad output folder) once the run has ended.
     """
     from plateflow.execution import run
 
     started = time.perf_counter()
-    out_path = Path(out)
-    todo = list(wells)
-    size = max(1, int(workers))
+    finished_wells: queue.Queue[Any] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def run_in_background() -> None:
+        try:
+            outcome["report"] = run(
+                pipeline, plate, out, wells=list(wells), workers=workers, progress=False, cancel=cancel, on_well=finished_wells.put
+            )
+        except BaseException as error:  # handed to the generator, which re-raises it in the worker thread
+            outcome["error"] = error
+        finally:
+            finished_wells.put(None)
+
+    thread = threading.Thread(target=run_in_background, name="plateflow-plate-run", daemon=True)
+    thread.start()
     succeeded: list[str] = []
     failed: dict[str, Any] = {}
-    tables: dict[str, Path] = {}
-    first = True
-    while todo:
-        chunk, todo = todo[:size], todo[size:]
-        report = run(
-            pipeline,
-            plate,
-            out_path,
-            wells=[*succeeded, *chunk] if not first else chunk,
-            workers=min(size, len(chunk)),
-            resume=not first,
-            progress=False,
-        )
-        first = False
-        succeeded += [w for w in report.succeeded if w not in succeeded]
-        failed.update(report.failed)
-        tables = dict(report.tables)
-        stop = bool(todo) and cancel is not None and cancel()
-        yield PlateRunProgress(
-            done=len(succeeded) + len(failed),
-            total=len(wells),
-            succeeded=tuple(succeeded),
-            failed=dict(failed),
-            tables=tables,
-            outputs=report.outputs,
-            seconds=time.perf_counter() - started,
-            finished=not todo or stop,
-            cancelled=stop,
-        )
-        if stop:
-            return
+    while (result := finished_wells.get()) is not None:
+        if result.ok:
+            succeeded.append(result.well)
+        else:
+            failed[result.well] = result.failure
+        yield PlateRunProgress(len(succeeded) + len(failed), len(wells), tuple(succeeded), dict(failed), {}, Path(out), time.perf_counter() - started)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    report = outcome["report"]
+    yield PlateRunProgress(
+        done=len(report.succeeded) + len(report.failed),
+        total=len(wells),
+        succeeded=tuple(report.succeeded),
+        failed=dict(report.failed),
+        tables=dict(report.tables),
+        outputs=report.outputs,
+        seconds=time.perf_counter() - started,
+        finished=True,
+        cancelled=bool(report.cancelled),
+    )
