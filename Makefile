@@ -59,8 +59,9 @@ test: system-deps install-test
 lint-imports: install-test
 	$(VENV)/bin/lint-imports
 
-bench: install-test
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+# Benchmarks print their figures against their targets (the tuning one needs a display: Xvfb).
+bench: system-deps install-test
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) $$b || exit 1; done
 
 screenshot: system-deps install-test
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) docs/make_screenshot.py
