@@ -54,6 +54,7 @@ demo: install
 	$(VENV)/bin/plateflow demo
 
 test: system-deps install-test
+	$(VENV)/bin/lint-imports
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint-imports: install-test
