@@ -66,8 +66,6 @@ class FrozenDict(Mapping[Any, Any]):
 
 def freeze(value: Any) -> Any:
     """Return a deeply immutable version of ``value``."""
-    if isinstance(value, FrozenDict):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, Mapping):
         return FrozenDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

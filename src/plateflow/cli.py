@@ -51,6 +51,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _command(commands: Any, name: str, summary: str, description: str, *examples: str) -> argparse.ArgumentParser:
+    """A sub-command with its one-line help, its description and its examples (an epilog kept as written)."""
+    heading = "examples:" if len(examples) > 1 else "example:"
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog="\n".join([heading, *(f"  {example}" for example in examples)]) + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plateflow",
@@ -64,12 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    run = commands.add_parser(
+    run = _command(
+        commands,
         "run",
-        help="run a pipeline file on a plate",
-        description="Compile PIPELINE against PLATE and run it on every well (or --wells), writing results to OUT.",
-        epilog="examples:\n  plateflow run nuclei.yaml my_plate -o results --workers 4\n  plateflow run nuclei.yaml my_plate -o results --resume --quiet\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run a pipeline file on a plate",
+        "Compile PIPELINE against PLATE and run it on every well (or --wells), writing results to OUT.",
+        "plateflow run nuclei.yaml my_plate -o results --workers 4",
+        "plateflow run nuclei.yaml my_plate -o results --resume --quiet",
     )
     run.add_argument("pipeline", metavar="PIPELINE", help="YAML pipeline file")
     run.add_argument("plate", metavar="PLATE", help="plate folder")
@@ -81,22 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="skip wells an earlier run in OUT finished")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
-    check = commands.add_parser(
+    check = _command(
+        commands,
         "check",
-        help="check a pipeline file (and a plate) without running it",
-        description="Print every diagnostic of PIPELINE, checked against PLATE when given.",
-        epilog="example:\n  plateflow check nuclei.yaml my_plate\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check a pipeline file (and a plate) without running it",
+        "Print every diagnostic of PIPELINE, checked against PLATE when given.",
+        "plateflow check nuclei.yaml my_plate",
     )
     check.add_argument("pipeline", metavar="PIPELINE", help="YAML pipeline file")
     check.add_argument("plate", metavar="PLATE", nargs="?", help="plate folder (optional)")
 
-    sample = commands.add_parser(
+    sample = _command(
+        commands,
         "sample-plate",
-        help="write a synthetic ImageXpress plate with ground-truth nucleus counts",
-        description="Write a synthetic plate to DIR (with ground_truth.csv).",
-        epilog="example:\n  plateflow sample-plate my_plate --wells A01,A02 --sites 2 --size 128\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write a synthetic ImageXpress plate with ground-truth nucleus counts",
+        "Write a synthetic plate to DIR (with ground_truth.csv).",
+        "plateflow sample-plate my_plate --wells A01,A02 --sites 2 --size 128",
     )
     sample.add_argument("dir", metavar="DIR", help="plate folder to create")
     sample.add_argument("--wells", default="A01,A02,B01,B02", metavar="A01,B02", help="comma-separated wells (default A01,A02,B01,B02)")
@@ -106,22 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--size", type=_positive, default=256, metavar="N", help="image side in pixels")
     sample.add_argument("--seed", type=int, default=0, metavar="N")
 
-    functions = commands.add_parser(
+    functions = _command(
+        commands,
         "functions",
-        help="list the registered functions",
-        description="List the functions pipeline files can name.",
-        epilog="example:\n  plateflow functions --memory-type numpy\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list the registered functions",
+        "List the functions pipeline files can name.",
+        "plateflow functions --memory-type numpy",
     )
     functions.add_argument("--memory-type", metavar="T", help="only functions taking this memory type")
     functions.add_argument("--category", metavar="C", help="only this category")
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        help="count nuclei on the bundled sample plate and compare with the ground truth",
-        description="Run the demo pipeline (normalize, top-hat, Z projection, nucleus count) on the bundled sample plate.",
-        epilog="example:\n  plateflow demo --out demo_results --workers 2\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "count nuclei on the bundled sample plate and compare with the ground truth",
+        "Run the demo pipeline (normalize, top-hat, Z projection, nucleus count) on the bundled sample plate.",
+        "plateflow demo --out demo_results --workers 2",
     )
     demo.add_argument("--out", metavar="DIR", help="output folder (default: a temporary folder)")
     demo.add_argument("--workers", type=_positive, default=1, metavar="N")

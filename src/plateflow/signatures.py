@@ -61,6 +61,10 @@ class Bounds:
     max: float | None = None
 
     def violation(self, value: float) -> str | None:
+        if value != value:  # NaN compares false with everything, so it would pass both limits
+            low = "-inf" if self.min is None else repr(self.min)
+            high = "inf" if self.max is None else repr(self.max)
+            return f"{value!r} is not a number; use a value from {low} to {high}"
         if self.min is not None and value < self.min:
             return f"{value!r} is below the minimum {self.min!r}"
         if self.max is not None and value > self.max:
@@ -230,7 +234,12 @@ def _matches(annotation: Any, value: Any) -> bool:
     if origin is typing.Literal:
         return value in args
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return isinstance(value, annotation) or value in {m.value for m in annotation} or value in annotation.__members__
+        # Compared, not hashed: a wrong value may be a list or a dict.
+        return (
+            isinstance(value, annotation)
+            or value in [m.value for m in annotation]
+            or (isinstance(value, str) and value in annotation.__members__)
+        )
     if annotation is bool:
         return isinstance(value, (bool,)) or type(value).__name__ == "bool_"
     if annotation is int:

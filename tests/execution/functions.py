@@ -113,3 +113,27 @@ def site_stats(stack):
 @numpy
 def peak_value(stack):
     return stack, np.asarray(stack.max(axis=(1, 2)))
+
+
+class _ExitAfterResult:
+    """A worker's pipe end whose process ends right after it sends a well's result."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def recv(self):
+        return self.conn.recv()
+
+    def send(self, message):
+        self.conn.send(message)
+        if message[0] == "result":
+            import os
+
+            os._exit(0)  # dies idle: its well is done, it holds no other
+
+
+def worker_exiting_after_each_well(conn, plate_blob):
+    """``runner._worker_main``, but the process ends as soon as it has sent its first well's result."""
+    from plateflow.execution import runner
+
+    runner._worker_main(_ExitAfterResult(conn), plate_blob)

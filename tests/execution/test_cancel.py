@@ -51,3 +51,12 @@ def test_on_well_sees_every_result(small_plate, tmp_path):
     report = run(demo_pipeline(), small_plate, tmp_path / "out", progress=False, on_well=seen.append)
     assert [r.well for r in seen] == ["A01", "B02"] and all(r.ok for r in seen)
     assert report.ok and report.cancelled == []
+
+
+def test_resume_refuses_another_output_format(small_plate, tmp_path):
+    out = tmp_path / "out"
+    assert run(demo_pipeline(), small_plate, out, wells=["A01"], progress=False).ok
+    with pytest.raises(ValueError, match="wrote tiff output; resuming it with output_format='zarr' would mix formats"):
+        run(demo_pipeline(), small_plate, out, progress=False, resume=True, output_format="zarr")
+    resumed = run(demo_pipeline(), small_plate, out, progress=False, resume=True)
+    assert resumed.skipped == ["A01"] and resumed.succeeded == ["B02"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -178,3 +179,29 @@ def test_demo_pipeline_counts_match_ground_truth(tmp_path):
     assert set(counted) == set(truth)
     for key, value in truth.items():
         assert abs(counted[key] - value) <= max(2, 0.1 * value)
+
+
+def test_workers_that_die_idle_are_replaced(four_well_plate, tmp_path, monkeypatch):
+    # Each worker ends right after sending its well's result: the parent must start
+    # another for the wells still waiting, not leave them unrun (and call them cancelled).
+    from plateflow.execution import runner
+
+    monkeypatch.setattr(runner, "_worker_main", f.worker_exiting_after_each_well)
+    # A slow callback: each worker has surely exited by the time the parent would give it the next well.
+    report = run([FunctionStep(f.double)], four_well_plate, tmp_path / "out", workers=2, progress=False, on_well=lambda _: time.sleep(0.3))
+    assert report.succeeded == ["A01", "A02", "B01", "B02"], report.summary()
+    assert report.ok and not report.cancelled
+
+
+def test_manifest_records_a_well_before_on_well_sees_it(small_plate, tmp_path):
+    out = tmp_path / "out"
+
+    def on_well(result):
+        manifest = json.loads((out / "plateflow-manifest.json").read_text())
+        assert manifest["wells"][result.well]["status"] == "done"
+        raise RuntimeError("the caller's callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        run([FunctionStep(f.double)], small_plate, out, workers=1, progress=False, on_well=on_well)
+    manifest = json.loads((out / "plateflow-manifest.json").read_text())
+    assert manifest["wells"]["A01"]["status"] == "done"

@@ -212,6 +212,26 @@ def test_a_failing_step_yields_its_error_and_stops(small_plate):
     assert CALLS["offset"] == 0 and CALLS["clip"] == 0
 
 
+def test_a_step_whose_outputs_cannot_be_read_back_is_that_steps_failure(small_plate, monkeypatch):
+    # Not only the step's function: anything that goes wrong with the step (reading its planes back
+    # as numpy, say) ends the run with a failure on that step, never an exception out of the generator.
+    runner = SampleRunner(small_plate)
+    original = SampleRunner._collect
+
+    def collect(self, plan, *args, **kwargs):
+        if plan.step_index == 1:
+            raise RuntimeError("cannot convert the planes to numpy")
+        return original(self, plan, *args, **kwargs)
+
+    monkeypatch.setattr(SampleRunner, "_collect", collect)
+    outputs = outputs_of(runner, three_steps())
+    assert [type(o).__name__ for o in outputs] == ["SampleStepOutput", "SampleStepFailure"]
+    failure = outputs[-1]
+    assert (failure.step_index, failure.step_name) == (1, "Offset")
+    assert failure.message == "RuntimeError: cannot convert the planes to numpy" and "_collect" not in failure.function
+    assert "cannot convert the planes" in failure.traceback
+
+
 def test_cancel_stops_between_steps(small_plate):
     runner = SampleRunner(small_plate)
     token = CancelToken()

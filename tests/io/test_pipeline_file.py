@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def test_round_trip_is_exact_for_every_pattern_kind(tmp_path: Path) -> None:
     assert loaded[3].func["1"][0][1]["grid_shape"] == (2, 3)
     save_pipeline(loaded, tmp_path / "again.yaml")
     assert (tmp_path / "again.yaml").read_text() == text
+
+
+def test_saved_file_has_the_usual_permissions_and_no_leftovers(tmp_path: Path) -> None:
+    # Written atomically like every other output: through a temporary file, then a rename,
+    # and readable as a plain open() would leave it (not 0600 like a mkstemp file).
+    path = save_pipeline(_pipeline(), tmp_path / "sub" / "p.yaml")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert os.listdir(tmp_path / "sub") == ["p.yaml"]
 
 
 def test_saving_an_unregistered_function_names_step_and_function(tmp_path: Path) -> None:

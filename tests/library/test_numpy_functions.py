@@ -170,6 +170,14 @@ def test_validation_names_the_bad_value_and_the_choices() -> None:
         nf.gaussian_filter(FLOAT, sigmaa=1.0)
 
 
+def test_nan_is_outside_every_bound() -> None:
+    # NaN compares false with both limits; it must not slip through as "in range".
+    with pytest.raises(ValueError, match=r"sigma=nan is not valid: nan is not a number; use a value from 0 to 100"):
+        nf.gaussian_filter(FLOAT, sigma=float("nan"))
+    with pytest.raises(ValueError, match=r"low_percentile=nan is not valid: nan is not a number"):
+        nf.normalize_percentile(FLOAT, low_percentile=float("nan"))
+
+
 def test_parameters_carry_bounds_units_and_docs() -> None:
     (sigma,) = describe_parameters(nf.gaussian_filter)
     assert (sigma.name, sigma.default, sigma.unit, sigma.bounds.min) == ("sigma", 1.0, "px", 0)
@@ -181,3 +189,21 @@ def test_parameters_carry_bounds_units_and_docs() -> None:
     for name in nf.__all__:
         for param in describe_parameters(getattr(nf, name)):
             assert param.doc, f"numpy.{name}: parameter {param.name} has no doc"
+
+
+def test_stacks_that_are_not_n_y_x_are_named_before_any_kernel_runs() -> None:
+    with pytest.raises(ValueError, match=r"gaussian_filter: expected an \(N, Y, X\) image stack, got an array of shape \(8, 8\); pass image\[None\]"):
+        nf.gaussian_filter(np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"max_projection: the stack of shape \(0, 8, 8\) holds no pixels"):
+        nf.max_projection(np.zeros((0, 8, 8), np.uint16))
+    with pytest.raises(ValueError, match=r"label: expected an \(N, Y, X\) image stack, got an array of shape \(1, 2, 8, 8\)"):
+        nf.label(np.zeros((1, 2, 8, 8), np.uint8))
+    one_pixel = np.array([[[7]]], np.uint16)  # the smallest stack is fine
+    assert nf.max_projection(one_pixel).tolist() == [[[7]]] and nf.median_filter(one_pixel).tolist() == [[[7]]]
+
+
+def test_otsu_on_nan_names_the_values() -> None:
+    stack = np.ones((1, 8, 8), np.float32)
+    stack[0, 2, 2] = np.nan
+    with pytest.raises(ValueError, match=r"values range from nan to nan: NaN or infinite values have no threshold"):
+        nf.threshold_otsu(stack)

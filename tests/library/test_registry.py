@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import subprocess
 import sys
 import textwrap
@@ -144,3 +145,54 @@ def test_loading_the_registry_is_fast_and_imports_no_array_library() -> None:
         assert int(count) >= 45
         assert heavy.strip() == "[]"
     assert min(float(run[1]) for run in runs) < 0.1
+
+
+def test_other_threads_wait_for_the_whole_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    fresh = registry._Registry()
+    monkeypatch.setattr(registry, "_REGISTRY", fresh)
+    entered, release = threading.Event(), threading.Event()
+
+    @numpy_type
+    def late_plugin_filter(stack):
+        return stack
+
+    def slow_plugins() -> list[str]:
+        entered.set()
+        release.wait(10)
+        return [registry._register(late_plugin_filter, name="numpy.late_plugin_filter", category=None, plugin="slow")]
+
+    monkeypatch.setattr(registry, "load_plugins", slow_plugins)
+    results: dict[str, list[str]] = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", registry.names()))
+    first.start()
+    assert entered.wait(10)
+    second = threading.Thread(target=lambda: results.setdefault("second", registry.names()))
+    second.start()
+    second.join(0.3)
+    waited = second.is_alive()  # still waiting while the first thread loads the plugins
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert waited, "a second thread saw the registry half loaded"
+    assert "numpy.late_plugin_filter" in results["second"] and results["second"] == results["first"]
+
+
+class _Mode(enum.Enum):
+    NEAREST = "nearest"
+    REFLECT = "reflect"
+
+
+def _pad(stack, mode: _Mode = _Mode.NEAREST):
+    return stack
+
+
+def test_enum_parameter_check_names_an_unhashable_value() -> None:
+    from plateflow.signatures import check_value, describe_parameters
+
+    (mode,) = describe_parameters(_pad)
+    assert check_value(mode, "reflect") is None and check_value(mode, "REFLECT") is None
+    assert check_value(mode, _Mode.NEAREST) is None
+    assert check_value(mode, [0]) == "[0] is not one of the choices: 'nearest', 'reflect'"
+    assert check_value(mode, {"a": 1}) == "{'a': 1} is not one of the choices: 'nearest', 'reflect'"

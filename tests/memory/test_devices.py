@@ -72,6 +72,18 @@ def test_broken_install_is_reported_not_raised(monkeypatch, tmp_path):
     assert "failed to import: OSError: libcudart.so.12" in status.reason
 
 
+def test_failing_device_probe_is_reported_not_raised(monkeypatch):
+    cle = pytest.importorskip("pyclesperanto")
+
+    def broken(device_type="all"):
+        raise RuntimeError("clGetPlatformIDs failed: -1001")
+
+    monkeypatch.setattr(cle, "list_available_devices", broken)
+    status = library_status("pyclesperanto")
+    assert status.installed and not status.runs_on_cpu and status.gpu_ids == ()
+    assert "asking it for its devices failed: RuntimeError: clGetPlatformIDs failed: -1001" in status.reason
+
+
 @pytest.mark.skipif(ON_GPU_MACHINE, reason="checks a machine without a GPU")
 def test_torch_and_jax_fall_back_to_the_cpu():
     for memory_type in ("torch", "jax"):

@@ -15,6 +15,8 @@ from plateflow.plate import (
     group_files,
     natural_sorted,
     open_plate,
+    well_id,
+    well_position,
 )
 from plateflow.plate import index as plate_index
 
@@ -243,3 +245,14 @@ def test_index_384_well_plate_is_fast(tmp_path):
     assert len(plate.files) == 384 * 9 * 4
     assert len(plate.wells) == 384
     assert elapsed < 2.0  # the benchmark's target is 1 s; leave room for slow CI disks
+
+
+def test_well_position_inverts_well_id():
+    assert well_position("A01") == (1, 1)
+    assert well_position("b3") == (2, 3)
+    assert well_position("AF48") == (32, 48)
+    for row in (1, 8, 16, 26, 27, 32):
+        for column in (1, 24, 48):
+            assert well_position(well_id(row, column)) == (row, column)
+    with pytest.raises(ValueError, match="not a well id"):
+        well_position("r01c01")

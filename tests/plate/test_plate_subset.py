@@ -26,3 +26,16 @@ def test_subset_rejects_unknown_values(sample_plate_dir):
         plate.subset(site="9")
     with pytest.raises(ValueError, match="'zstep' is not a plate component"):
         plate.subset(zstep="1")
+
+
+def test_subset_keeps_the_missing_files_of_its_selection(tmp_path):
+    from ._build import imagexpress_names, make_files
+
+    names = imagexpress_names(wells=("A01", "A02"), sites=(1, 2), channels=(1, 2), zs=(1, 2), timepoints=(1,))
+    gone = ["TimePoint_1/ZStep_2/A02_s2_w1.tif", "TimePoint_1/ZStep_1/A01_s1_w2.tif"]
+    make_files(tmp_path, [n for n in names if n not in gone], tiff=False)
+    plate = open_plate(tmp_path, allow_ragged=True)
+    assert plate.subset(well="A01").missing_files == ("TimePoint_1/ZStep_1/A01_s1_w2.tif",)
+    assert plate.subset(well="A02", site="2").missing_files == ("TimePoint_1/ZStep_2/A02_s2_w1.tif",)
+    assert plate.subset(well="A02", site="1").missing_files == ()
+    assert plate.subset(channel=("1", "2")).missing_files == plate.missing_files

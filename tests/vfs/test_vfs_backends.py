@@ -157,6 +157,15 @@ def test_zero_byte_npy_and_json(fm, tmp_path):
         fm.load(tmp_path / "b.json", "disk")
 
 
+def test_binary_csv_and_json_error_names_file(fm, tmp_path):
+    (tmp_path / "t.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (tmp_path / "t.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(CorruptFileError, match=r"t\.csv: not a UTF-8 CSV table"):
+        fm.load(tmp_path / "t.csv", "disk")
+    with pytest.raises(CorruptFileError, match=r"t\.json: not valid JSON"):
+        fm.load(tmp_path / "t.json", "disk")
+
+
 def test_memory_backend_any_object_and_listing(fm):
     image = np.ones((2, 3), np.float32)
     table = [{"label": 1, "area": 4}]
@@ -208,3 +217,21 @@ def test_register_backend(monkeypatch):
     assert fm.load("/a", "scratch") == "hello"
     with pytest.raises(ValueError, match="non-empty string"):
         register_backend("", MemoryBackend)
+
+
+def test_a_tiff_that_vanishes_while_it_is_opened_is_no_such_file(tmp_path, monkeypatch):
+    import tifffile
+
+    from plateflow.vfs import FileManager
+
+    path = tmp_path / "A01_s1_w1.tif"
+    tifffile.imwrite(path, np.zeros((4, 4), np.uint16))
+    original = tifffile.TiffFile
+
+    def vanish_then_open(source, *args, **kwargs):
+        os.remove(source)  # gone between the size check and the open
+        return original(source, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "TiffFile", vanish_then_open)
+    with pytest.raises(FileNotFoundError, match=f"no such file: {path}"):
+        FileManager().load(path, "disk")

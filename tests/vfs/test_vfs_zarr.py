@@ -88,6 +88,26 @@ def test_store_metadata_is_ngff_plate(tmp_path):
     assert FileManager().backend("zarr").layout(store).dtype == "float32"
 
 
+def test_rows_are_in_plate_order_past_z(tmp_path):
+    # A 1536-well plate has rows A..Z then AA..AF; rowIndex places each well on the plate.
+    store = create_plate_store(tmp_path / "big.zarr", _layout(wells=("AA01", "B01", "A01", "AF48", "Z02")))
+    plate = json.loads((store / "zarr.json").read_text())["attributes"]["ome"]["plate"]
+    assert [r["name"] for r in plate["rows"]] == ["A", "B", "Z", "AA", "AF"]
+    index = {w["path"]: w["rowIndex"] for w in plate["wells"]}
+    assert index["Z/2"] == 2 and index["AA/1"] == 3 and index["AF/48"] == 4
+
+
+def test_exists_sees_a_written_plane_of_zeros(tmp_path):
+    store = create_plate_store(tmp_path / "out.zarr", _layout())
+    fm = FileManager()
+    position = {"well": "A01", "site": "1", "channel": "1", "z_index": "1"}
+    assert not fm.exists(store, "zarr", components=position)
+    fm.save(np.zeros((16, 24), np.uint16), store, "zarr", components=position)  # an empty mask, a blank plane
+    assert fm.exists(store, "zarr", components=position)
+    np.testing.assert_array_equal(fm.load(store, "zarr", components=position), 0)
+    assert not fm.exists(store, "zarr", components={**position, "z_index": "2"})
+
+
 def test_plane_round_trip_by_components_and_by_path(tmp_path):
     store = create_plate_store(tmp_path / "out.zarr", _layout())
     fm = FileManager()

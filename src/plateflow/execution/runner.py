@@ -224,6 +224,12 @@ def run(
                 f"the pipeline differs from the one that wrote {previous.path}; run it into a new output "
                 "folder, or without resume to start again"
             )
+        earlier_format = previous.data.get("output_format")
+        if earlier_format is not None and earlier_format != config.output_format:
+            raise ValueError(
+                f"the run in {out_root} wrote {earlier_format} output; resuming it with output_format="
+                f"{config.output_format!r} would mix formats. Resume with --format {earlier_format}, or use a new output folder"
+            )
         manifest = previous
         skipped = [w for w in selected if manifest.is_complete(w)]
         redo = [w for w in selected if w not in skipped]
@@ -251,15 +257,15 @@ def run(
 
     def finished(result: WellResult) -> None:
         results[result.well] = result
-        if on_well is not None:
-            on_well(result)
         if result.ok:
             manifest.set_status(result.well, "done", outputs=list(result.outputs), tables=dict(result.tables), seconds=round(result.seconds, 3))
         else:
             assert result.failure is not None
             manifest.set_status(result.well, "failed", outputs=list(result.outputs), tables={}, error=result.failure.to_dict())
-        manifest.save()
+        manifest.save()  # before the caller hears of it: a callback that raises cannot leave the well unrecorded
         bar.well_done(result.well, result.ok, result.seconds, result.failure.error if result.failure else "")
+        if on_well is not None:
+            on_well(result)
 
     def started_well(well: str) -> None:
         manifest.set_status(well, "running")
@@ -435,16 +441,17 @@ def _run_pool(
         worker.process.join(timeout=5)
         worker.conn.close()
         well = worker.well
-        if well is None or cancelled():
+        if cancelled():
             return
-        if not worker.started and well not in retried:
+        # A worker that died idle (after sending its last result) lost no well, but still needs replacing.
+        if well is not None and not worker.started and well not in retried:
             retried.add(well)  # it never reached its first step: not the well's fault
             waiting.append(well)
-        else:
+        elif well is not None:
             reason = _exit_reason(worker.process.exitcode)
             finished(_lost_well(well, f"the worker process (pid {worker.process.pid}) running this well died: {reason}"))
         if waiting and not cancelled():
-            give_work(spawn())
+            give_work(spawn())  # a worker for the wells still waiting, whichever way this one ended
 
     try:
         for _ in range(min(n_workers, len(todo))):

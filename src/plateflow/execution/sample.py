@@ -70,13 +70,12 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import numpy as np
 
 from ..config import GlobalConfig
 from ..steps import as_step_list
-from .step_runner import StepError, process_step, storable_dtype, table_rows
+from .step_runner import StepError, _join, _parse_special_key, process_step, storable_dtype, table_rows
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
@@ -100,7 +99,6 @@ __all__ = [
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
 _FINGERPRINT_VERSION = "plateflow-sample-1"
-_SHARED_SPECIAL_KEY = "_"  # the special-output key of a group with no fixed component but the well
 
 CancelCheck = Callable[[], bool]
 
@@ -395,20 +393,14 @@ class SamplePlan:
         return tuple(self.fingerprints)
 
 
-def _join(folder: str, relpath: str) -> str:
-    return posixpath.join(folder, relpath) if folder else relpath
-
-
 def _relative(path: str, folder: str) -> str:
     prefix = folder.rstrip("/") + "/"
     return path[len(prefix):] if path.startswith(prefix) else posixpath.relpath(path, folder)
 
 
 def _special_fixed(key: str, well: str) -> dict[str, str]:
-    fixed = {"well": well}
-    if key != _SHARED_SPECIAL_KEY:
-        fixed.update(parse_qsl(key, keep_blank_values=True))
-    return fixed
+    """The fixed components (``well`` first) of the group that saved a special output under ``key``."""
+    return {"well": well, **_parse_special_key(key)}
 
 
 def _function_names(plan: "StepPlan") -> tuple[str, ...]:
@@ -422,6 +414,18 @@ def _function_names(plan: "StepPlan") -> tuple[str, ...]:
             if name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def _step_fields(prepared: SamplePlan, plan: "StepPlan") -> dict[str, Any]:
+    """Where a step's output or failure belongs: the fields ``SampleStepOutput`` and ``SampleStepFailure`` share."""
+    return {
+        "step_index": plan.step_index,
+        "step_id": plan.step_id,
+        "step_name": plan.step_name,
+        "step_count": len(prepared.fingerprints),
+        "well": prepared.well,
+        "site": prepared.site,
+    }
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -495,33 +499,37 @@ class SampleRunner:
         after yielding a :class:`SampleStepFailure` when a step raises.
         """
         context = prepared.context
-        plans = context.plans()
+        steps = {step.step_id: step for step in prepared.steps}
         try:
-            for plan, fingerprint in zip(plans, prepared.fingerprints):
+            for plan, fingerprint in zip(context.plans(), prepared.fingerprints):
                 if cancel is not None and cancel():
                     return
-                step = next(s for s in prepared.steps if s.step_id == plan.step_id)
-                cached = self.cache.get(fingerprint)
-                if cached is not None:
-                    self._seed(plan, context, cached)
-                    yield self._output(prepared, plan, fingerprint, cached, reused=True)
-                    continue
-                started = time.perf_counter()
                 try:
-                    result = process_step(step, context)
-                except Exception as error:  # the step failed: report it on the step, with its traceback
+                    output = self._run_step(prepared, steps[plan.step_id], plan, fingerprint)
+                except Exception as error:  # the step failed, or its outputs could not be read back: report it on the step
                     yield self._failure(prepared, plan, error, traceback.format_exc())
                     return
-                seconds = time.perf_counter() - started
-                with self._lock:
-                    self.computed += 1
-                entry = self._collect(plan, context, [path for backend, path in result.outputs if backend == "memory"], seconds)
-                self.cache.put(fingerprint, entry)
-                yield self._output(prepared, plan, fingerprint, entry, reused=False)
+                yield output
         finally:
             self._forget(context)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _run_step(self, prepared: SamplePlan, step: Any, plan: "StepPlan", fingerprint: str) -> SampleStepOutput:
+        """One step's output: from the cache (put back where the step would have saved it), or computed and cached."""
+        context = prepared.context
+        cached = self.cache.get(fingerprint)
+        if cached is not None:
+            self._seed(plan, context, cached)
+            return self._output(prepared, plan, fingerprint, cached, reused=True)
+        started = time.perf_counter()
+        result = process_step(step, context)
+        seconds = time.perf_counter() - started
+        with self._lock:
+            self.computed += 1
+        entry = self._collect(plan, context, [path for backend, path in result.outputs if backend == "memory"], seconds)
+        self.cache.put(fingerprint, entry)
+        return self._output(prepared, plan, fingerprint, entry, reused=False)
+
     def _collect(self, plan: "StepPlan", context: "ProcessingContext", paths: list[str], seconds: float) -> _CachedStep:
         fm: "FileManager" = context.filemanager
         handler = context.plate.microscope_handler
@@ -561,12 +569,7 @@ class SampleRunner:
             wanted = storable_dtype(plane.dtype, float_dtype)
             planes.append(_read_only(plane.astype(wanted)) if wanted != plane.dtype else plane)
         return SampleStepOutput(
-            step_index=plan.step_index,
-            step_id=plan.step_id,
-            step_name=plan.step_name,
-            step_count=len(prepared.fingerprints),
-            well=prepared.well,
-            site=prepared.site,
+            **_step_fields(prepared, plan),
             functions=_function_names(plan),
             images=entry.images,
             planes=tuple(planes),
@@ -620,12 +623,7 @@ class SampleRunner:
             message = f"{type(error).__name__}: {error}"
             function = ", ".join(_function_names(plan))
         return SampleStepFailure(
-            step_index=plan.step_index,
-            step_id=plan.step_id,
-            step_name=plan.step_name,
-            step_count=len(prepared.fingerprints),
-            well=prepared.well,
-            site=prepared.site,
+            **_step_fields(prepared, plan),
             function=function,
             message=message,
             traceback=trace,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import difflib
 import enum
 import os
-import tempfile
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,17 +184,10 @@ def dump_pipeline(pipeline: Pipeline | Sequence[FunctionStep]) -> str:
 
 def save_pipeline(pipeline: Pipeline | Sequence[FunctionStep], path: str | os.PathLike[str]) -> Path:
     """Write ``pipeline`` to ``path`` (atomically: a temporary file, then a rename)."""
-    text = dump_pipeline(pipeline)
+    from ..vfs.backends.disk import atomic_write_bytes
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    atomic_write_bytes(target, dump_pipeline(pipeline).encode("utf-8"))
     return target
 
 

@@ -58,6 +58,12 @@ def histogram_edges(low: float, high: float, bins: int = OTSU_BINS) -> Any:
     """``float32`` bin edges between ``low`` and ``high``, exactly as ``numpy.histogram`` makes them."""
     import numpy as np
 
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(
+            f"the values range from {low} to {high}: NaN or infinite values have no threshold; "
+            "replace them first (e.g. numpy.nan_to_num)"
+        )
+
     return np.linspace(np.float32(low), np.float32(high), bins + 1, dtype=np.float32)
 
 

@@ -86,6 +86,19 @@ def operation(
     return declare
 
 
+def _check_stack(name: str, stack: Any) -> None:
+    """Every operation takes an (N, Y, X) stack of at least one image; say so before a kernel fails obscurely."""
+    shape = getattr(stack, "shape", None)
+    if shape is None:  # not an array (a nested list, say): the kernel converts it or says what is wrong
+        return
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3:
+        fix = "; pass image[None] for one 2-D image" if len(shape) == 2 else ""
+        raise ValueError(f"{name}: expected an (N, Y, X) image stack, got an array of shape {shape}{fix}")
+    if 0 in shape:
+        raise ValueError(f"{name}: the stack of shape {shape} holds no pixels; it needs at least one image of at least 1 x 1")
+
+
 def implement(op: Operation, kernel: Callable[..., Any], *, memory_type: str, module: str) -> Callable[..., Any]:
     """The public function of ``op`` for ``memory_type``, running ``kernel``.
 
@@ -101,6 +114,7 @@ def implement(op: Operation, kernel: Callable[..., Any], *, memory_type: str, mo
         bound.apply_defaults()
         options = dict(bound.arguments)
         stack = options.pop(stack_name)
+        _check_stack(op.name, stack)
         op.validate(options)
         return kernel(stack, **options)
 

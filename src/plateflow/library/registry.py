@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import inspect
 import threading
 import types
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..memory.types import LIBRARIES, MEMORY_TYPES
+from ..memory.types import MEMORY_TYPES
 from ..signatures import ParamInfo, describe_parameters, summary_line
 from ..special_io import get_special_inputs, get_special_outputs, is_chain_breaker
 
@@ -99,23 +98,30 @@ class _Registry:
         self.entries: dict[str, _Entry] = {}
         self.names_by_func: dict[Callable[..., Any], str] = {}
         self.infos: dict[str, FunctionInfo] = {}
-        self.status: dict[str, tuple[bool, str]] = {}
-        self.loaded = False
+        self.loaded = False  # set only once every bundled function and plugin is in
+        self.loading = False
         self.lock = threading.RLock()
 
     def ensure_loaded(self) -> None:
         if self.loaded:
             return
+        # The loading thread holds the lock throughout, so other threads wait for the whole
+        # registry instead of seeing part of it; a plugin that calls register() while it is
+        # imported re-enters here on the loading thread and finds ``loading`` set.
         with self.lock:
-            if self.loaded:
+            if self.loaded or self.loading:
                 return
-            self.loaded = True
-            for memory_type in BUNDLED_MEMORY_TYPES:
-                module = importlib.import_module(f"{__package__}.{memory_type}_functions")
-                for attr in module.__all__:
-                    func = getattr(module, attr)
-                    self.add(func, f"{memory_type}.{attr}", func.category, None)
-            load_plugins()
+            self.loading = True
+            try:
+                for memory_type in BUNDLED_MEMORY_TYPES:
+                    module = importlib.import_module(f"{__package__}.{memory_type}_functions")
+                    for attr in module.__all__:
+                        func = getattr(module, attr)
+                        self.add(func, f"{memory_type}.{attr}", func.category, None)
+                load_plugins()
+                self.loaded = True
+            finally:
+                self.loading = False
 
     def add(self, func: Callable[..., Any], name: str, category: str, plugin: str | None) -> str:
         existing = self.entries.get(name)
@@ -268,22 +274,12 @@ def name_of(func: Callable[..., Any]) -> str | None:
 
 
 def _library_status(memory_type: str) -> tuple[bool, str]:
-    cached = _REGISTRY.status.get(memory_type)
-    if cached is not None:
-        return cached
-    if importlib.util.find_spec(f"{__package__.rsplit('.', 1)[0]}.memory.devices") is not None:
-        from ..memory.devices import library_status
+    """``(usable here, why not)``; the probe itself is cached by :mod:`plateflow.memory.devices`."""
+    from ..memory.devices import library_status
 
-        status = library_status(memory_type)
-        usable = status.installed and (status.runs_on_cpu or status.has_gpu)
-        result = (True, "") if usable else (False, status.reason)
-    else:
-        spec = LIBRARIES[memory_type]
-        installed = importlib.util.find_spec(spec.module) is not None
-        extra = f"pip install 'plateflow[{spec.extra}]'" if spec.extra else f"pip install {spec.pip_name}"
-        result = (True, "") if installed else (False, f"{spec.module} is not installed ({extra})")
-    _REGISTRY.status[memory_type] = result
-    return result
+    status = library_status(memory_type)
+    usable = status.installed and (status.runs_on_cpu or status.has_gpu)
+    return (True, "") if usable else (False, status.reason)
 
 
 def info(name: str) -> FunctionInfo:

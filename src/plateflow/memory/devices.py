@@ -92,7 +92,19 @@ def _library_status(memory_type: str) -> LibraryStatus:
             f"{spec.module} is installed but failed to import: {type(error).__name__}: {error}",
             spec.extra,
         )
-    return _PROBES[memory_type](module, spec.extra)
+    try:
+        return _PROBES[memory_type](module, spec.extra)
+    # Asking a driver for its devices fails as variously (a broken OpenCL ICD, a CUDA driver
+    # too old for the runtime); as for the import, the reason is reported, not raised.
+    except Exception as error:  # noqa: BLE001
+        return LibraryStatus(
+            True,
+            (),
+            (),
+            False,
+            f"{spec.module} imported, but asking it for its devices failed: {type(error).__name__}: {error}",
+            spec.extra,
+        )
 
 
 def _probe_torch(torch: ModuleType, extra: str) -> LibraryStatus:

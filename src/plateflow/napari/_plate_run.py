@@ -43,7 +43,7 @@ from plateflow.plate import PlateError, open_plate
 
 from ._plate_map import PlateMapWidget
 from ._reader import plate_layer_data
-from ._runner import PlateRunProgress, run_plate
+from ._runner import PlateRunError, PlateRunProgress, run_plate
 from ._table import TableView, read_csv_rows
 from ._visualizer import is_label_output
 
@@ -235,7 +235,8 @@ class PlateRunWidget(QWidget):
         self.error = ""
         self.token = CancelToken()
         out_path = Path(os.path.abspath(os.path.expanduser(out_text)))
-        self.worker = thread_worker(run_plate, start_thread=False)(
+        # ignore_errors: _on_error puts the error in the status line; it is not re-raised in the event loop.
+        self.worker = thread_worker(run_plate, start_thread=False, ignore_errors=True)(
             self._pipeline, plate, out_path, chosen, workers=self.workers_spin.value(), cancel=self.token
         )
         self.worker.yielded.connect(self._on_progress)
@@ -256,11 +257,11 @@ class PlateRunWidget(QWidget):
         if self.token is not None and self.worker is not None:
             self.token.cancel()
             self.cancel_button.setEnabled(False)
-            self._set_status("Cancelling: the wells in progress finish first...")
+            self._set_status("Cancelling: no more wells start (a later run with resume finishes the plate)...")
 
     def _on_progress(self, state: PlateRunProgress) -> None:
-        if self.closed:
-            return
+        if self.closed or self.worker is None:
+            return  # the run has ended (_on_finished ran): nothing of it changes the panel any more
         self.result = state
         self.progress_bar.setValue(state.done)
         if self._progress is not None:
@@ -273,6 +274,8 @@ class PlateRunWidget(QWidget):
             return
         if isinstance(error, CompileError):
             self.error = f"The pipeline does not compile for this plate: {error}"
+        elif isinstance(error, PlateRunError):
+            self.error = f"The run failed: {error}"
         else:
             self.error = f"The run failed: {type(error).__name__}: {error}"
         self._set_status(self.error)
@@ -291,7 +294,10 @@ class PlateRunWidget(QWidget):
             self.run_finished.emit(None)
             return
         self.show_results(state)
-        lines = [state.summary()]
+        if self.error:  # the run raised after some wells finished: say so, not "running"
+            lines = [self.error, f"{len(state.succeeded)} of {state.total} well(s) done before it stopped."]
+        else:
+            lines = [state.summary()]
         for well, failure in state.failed.items():
             lines.append(f"{well} failed at {failure.format()}")
         self._set_status("\n".join(lines))

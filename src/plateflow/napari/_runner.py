@@ -48,6 +48,7 @@ __all__ = [
     "SampleRequest",
     "SampleRunController",
     "PlateRunProgress",
+    "PlateRunError",
     "run_plate",
     "TUNING_DELAY_MS",
 ]
@@ -141,8 +142,13 @@ class SampleRunController(QObject):
         return self._active.worker if self._active is not None else None
 
     def set_plate(self, plate: Any) -> None:
-        """Tune on another plate: a new runner (and cache); the run in flight is cancelled."""
+        """Tune on another plate: a new runner (and cache); the run in flight is cancelled.
+
+        The last run is forgotten too: its layers went with the old plate, so a request
+        equal to it (the same plate opened again) must run again.
+        """
         self.cancel()
+        self._active = None
         if self.runner is not None:
             self.runner.close()
         self.runner = SampleRunner(plate, cache_bytes=self.cache_bytes) if plate is not None else None
@@ -191,7 +197,8 @@ class SampleRunController(QObject):
         self.generation += 1
         generation = self.generation
         token = CancelToken()
-        worker = thread_worker(self.runner.execute, start_thread=False)(plan, token)
+        # ignore_errors: an error is reported by _on_errored (for the newest run only), not re-raised in the event loop.
+        worker = thread_worker(self.runner.execute, start_thread=False, ignore_errors=True)(plan, token)
         self._active = _ActiveRun(generation, request, plan, token, worker, key)
         worker.yielded.connect(partial(self._on_yielded, generation))
         worker.finished.connect(partial(self._on_finished, generation))
@@ -268,6 +275,10 @@ def _format_exception(error: BaseException) -> list[str]:
 # -- the whole plate ------------------------------------------------------------------
 
 
+class PlateRunError(Exception):
+    """A ``RuntimeError`` that ``plateflow.run`` raised, handed on as another type (see :func:`run_plate`); the original is its cause."""
+
+
 @dataclass(frozen=True)
 class PlateRunProgress:
     """Where a run on the plate stands after a well finished.
@@ -308,18 +319,22 @@ def run_plate(
     """Run ``wells`` with one ``plateflow.run`` call; yield progress as each well finishes.
 
     Raises what ``run`` raises (``CompileError``: nothing ran; ``ValueError``/``OSError``:
-    a bad output folder) once the run has ended.
+    a bad output folder) once the run has ended; a ``RuntimeError`` as a :class:`PlateRunError`.
     """
     from plateflow.execution import run
 
     started = time.perf_counter()
     finished_wells: queue.Queue[Any] = queue.Queue()
     outcome: dict[str, Any] = {}
+    abandoned = threading.Event()  # the generator was closed early (napari's ``worker.quit()``)
+
+    def cancelled() -> bool:
+        return abandoned.is_set() or (cancel is not None and bool(cancel()))
 
     def run_in_background() -> None:
         try:
             outcome["report"] = run(
-                pipeline, plate, out, wells=list(wells), workers=workers, progress=False, cancel=cancel, on_well=finished_wells.put
+                pipeline, plate, out, wells=list(wells), workers=workers, progress=False, cancel=cancelled, on_well=finished_wells.put
             )
         except BaseException as error:  # handed to the generator, which re-raises it in the worker thread
             outcome["error"] = error
@@ -330,15 +345,25 @@ def run_plate(
     thread.start()
     succeeded: list[str] = []
     failed: dict[str, Any] = {}
-    while (result := finished_wells.get()) is not None:
-        if result.ok:
-            succeeded.append(result.well)
-        else:
-            failed[result.well] = result.failure
-        yield PlateRunProgress(len(succeeded) + len(failed), len(wells), tuple(succeeded), dict(failed), {}, Path(out), time.perf_counter() - started)
-    thread.join()
+    try:
+        while (result := finished_wells.get()) is not None:
+            if result.ok:
+                succeeded.append(result.well)
+            else:
+                failed[result.well] = result.failure
+            yield PlateRunProgress(len(succeeded) + len(failed), len(wells), tuple(succeeded), dict(failed), {}, Path(out), time.perf_counter() - started)
+    finally:
+        # Closed early: nobody is listening, so stop the run (as Cancel does) rather than let it
+        # write on in the background; either way the run has ended when the generator has.
+        abandoned.set()
+        thread.join()
     if "error" in outcome:
-        raise outcome["error"]
+        error = outcome["error"]
+        if isinstance(error, RuntimeError):
+            # superqt's generator worker takes a RuntimeError for "the worker was deleted": it only warns,
+            # and never emits errored or finished, so the panel would wait for this run forever.
+            raise PlateRunError(f"{type(error).__name__}: {error}") from error
+        raise error
     report = outcome["report"]
     yield PlateRunProgress(
         done=len(report.succeeded) + len(report.failed),

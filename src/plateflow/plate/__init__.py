@@ -14,7 +14,7 @@ from .errors import PlateError, PlateFormatError, RaggedPlateError
 from .handler import MicroscopeHandler, PlateMetadata
 from .imagexpress import ImageXpressHandler
 from .index import HANDLERS, Plate, open_plate
-from .model import ImageFile, PatternGroup, group_files, natural_key, natural_sorted, well_id
+from .model import ImageFile, PatternGroup, group_files, natural_key, natural_sorted, well_id, well_position
 from .opera_phenix import OperaPhenixHandler
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "natural_key",
     "natural_sorted",
     "well_id",
+    "well_position",
     "generate_sample_plate",
     "sample_plate_path",
 ]

@@ -47,10 +47,7 @@ def scan_files(root: Path) -> list[str]:
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]
     while stack:
         folder, prefix = stack.pop()
-        try:
-            st = os.stat(folder)
-        except OSError:
-            continue
+        st = os.stat(folder)  # a folder that cannot be read fails the scan, naming it, as scandir would
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
@@ -126,16 +123,22 @@ class Plate:
             if unknown:
                 raise ValueError(f"{name} {', '.join(unknown)} not in the plate; values: {', '.join(self.components[name])}")
             wanted[name] = chosen
-        files = tuple(f for f in self.files if all(getattr(f, n) in allowed for n, allowed in wanted.items()))
-        components = {n: tuple(v for v in self.components[n] if v in {getattr(f, n) for f in files}) for n in COMPONENTS}
+        def selected(image: ImageFile | None) -> bool:
+            return image is not None and all(getattr(image, n) in allowed for n, allowed in wanted.items())
+
+        files = tuple(f for f in self.files if selected(f))
+        present = {n: {getattr(f, n) for f in files} for n in COMPONENTS}
+        components = {n: tuple(v for v in self.components[n] if v in present[n]) for n in COMPONENTS}
         handler = type(self.microscope_handler)()
+        # A missing file is absent from ``files`` by definition: select it by its own components.
+        missing = tuple(p for p in self.missing_files if selected(handler.parse_path(p)))
         view = replace(
             self,
             wells=components["well"],
             components=FrozenDict(components),
             microscope_handler=handler,
             files=files,
-            missing_files=tuple(p for p in self.missing_files if p in {f.path for f in files}),
+            missing_files=missing,
         )
         # Metadata and header do not change with the selection: share what was read.
         for cached in ("_header", "_metadata"):

@@ -20,6 +20,7 @@ __all__ = [
     "natural_key",
     "natural_sorted",
     "well_id",
+    "well_position",
     "validate_components",
     "group_files",
 ]
@@ -63,6 +64,19 @@ def well_id(row: int | str, column: int | str | None = None) -> str:
     if r < 1 or c < 1:
         raise ValueError(f"well row {row!r} and column {column!r} must be 1 or more")
     return f"{_row_letters(r)}{c:02d}"
+
+
+def well_position(well: str) -> tuple[int, int]:
+    """The 1-based ``(row, column)`` of a well id, the inverse of ``well_id(row, column)``.
+
+    ``well_position("B03")`` is ``(2, 3)``; ``well_position("AA01")`` is ``(27, 1)``.
+    """
+    canonical = well_id(well)
+    letters = canonical.rstrip("0123456789")
+    row = 0
+    for letter in letters:
+        row = row * 26 + (ord(letter) - ord("A") + 1)
+    return row, int(canonical[len(letters):])
 
 
 def validate_components(names: Iterable[str] | str | None, *, field: str = "variable_components") -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .handler import MicroscopeHandler, PlateMetadata
-from .model import ImageFile, well_id
+from .model import ImageFile, well_id, well_position
 
 __all__ = ["OperaPhenixHandler", "parse_phenix_index"]
 
@@ -88,9 +88,7 @@ class OperaPhenixHandler(MicroscopeHandler):
         match = _NAME.match(filename)
         if match is None:
             raise ValueError(f"{like.path!r} is not an Opera Phenix image name")
-        well = components["well"]
-        row = sum((ord(ch) - 64) * 26**i for i, ch in enumerate(reversed(well.rstrip("0123456789"))))
-        col = int(well[len(well.rstrip("0123456789")):])
+        row, col = well_position(components["well"])
         name = (
             f"r{row:02d}c{col:02d}f{int(components['site']):02d}p{int(components['z_index']):02d}"
             f"-ch{components['channel']}sk{components['timepoint']}fk{match.group('fk')}fl{match.group('fl')}"

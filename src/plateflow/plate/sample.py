@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import well_id
+from .model import well_id, well_position
 
 __all__ = ["generate_sample_plate", "sample_plate_path", "SAMPLE_DTYPES", "CHANNEL_NAMES", "PIXEL_SIZE_UM"]
 
@@ -64,14 +64,6 @@ def _parse_wells(wells: Sequence[str]) -> tuple[str, ...]:
     if len(set(parsed)) != len(parsed):
         raise ValueError(f"wells={tuple(wells)!r} names a well twice")
     return tuple(parsed)
-
-
-def _well_position(well: str) -> tuple[int, int]:
-    letters = well.rstrip("0123456789")
-    row = 0
-    for ch in letters:
-        row = row * 26 + (ord(ch) - 64)
-    return row, int(well[len(letters):])
 
 
 def _place_nuclei(rng: np.random.Generator, count: int, shape: tuple[int, int]) -> list[tuple[float, float, float, float, float, float]]:
@@ -149,7 +141,7 @@ def _site_images(
     """Float images in counts keyed by (channel, z), and the nucleus centroids."""
     from scipy import ndimage
 
-    row, col = _well_position(well)
+    row, col = well_position(well)
     area_scale = shape[0] * shape[1] / _REFERENCE_AREA
     well_rng = np.random.default_rng([seed, row, col])
     well_mean = well_rng.uniform(_MIN_COUNT, _MAX_COUNT)
@@ -208,7 +200,7 @@ def _metaseries_description(well: str, site: int, channel: int, z: int) -> str:
 
 
 def _htd_text(name: str, wells: tuple[str, ...], sites: int, channels: int, z_planes: int, timepoints: int) -> str:
-    positions = [_well_position(w) for w in wells]
+    positions = [well_position(w) for w in wells]
     n_rows = max(8, max(r for r, _ in positions))
     n_cols = max(12, max(c for _, c in positions))
     if n_rows > 8 or n_cols > 12:

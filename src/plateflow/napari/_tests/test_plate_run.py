@@ -6,6 +6,8 @@ import json
 
 import csv
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,13 @@ import pytest
 import tifffile
 from qtpy.QtCore import Qt
 
+from plateflow import FunctionStep
 from plateflow.cli import main as cli_main
 from plateflow.execution.demo import demo_pipeline
 from plateflow.io import save_pipeline
+from plateflow.memory import numpy
 from plateflow.napari._widget import PipelineBuilderWidget
+from plateflow.plate import generate_sample_plate
 
 pytestmark = pytest.mark.gui
 
@@ -117,3 +122,46 @@ def test_run_refuses_a_pipeline_with_errors_and_unknown_wells(run_panel, tmp_pat
     builder.model.set_kwarg(step.step_id, None, 0, "low_percentil", 1.0)
     assert not panel.start_run(out=tmp_path / "out", wells=["A01"])
     assert "error" in panel.status_label.text() and not (tmp_path / "out").exists()
+
+
+@numpy
+def slow_copy(stack, seconds: float = 0.2):
+    time.sleep(seconds)
+    return stack
+
+
+def test_closing_the_run_generator_stops_the_run(tmp_path):
+    # napari's worker.quit() closes the generator: the run must stop like a cancel,
+    # not go on writing wells in the background that nobody sees.
+    from plateflow.napari._runner import run_plate
+
+    plate = generate_sample_plate(tmp_path / "plate", wells=("A01", "A02", "B01"), sites=1, channels=1, z_planes=2, size=(64, 64))
+    out = tmp_path / "out"
+    progress = run_plate([FunctionStep(slow_copy, variable_components=("z_index",))], plate, out, ["A01", "A02", "B01"])
+    assert next(progress).done == 1
+    progress.close()  # while A02 runs
+    assert not [t for t in threading.enumerate() if t.name == "plateflow-plate-run"]  # the run has ended
+    statuses = {w: e["status"] for w, e in json.loads((out / "plateflow-manifest.json").read_text())["wells"].items()}
+    assert statuses["A01"] == "done" and statuses["B01"] == "pending"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(28, "cannot write the manifest: No space left on device"), RuntimeError("No space left on device for the pool")],
+    ids=["OSError", "RuntimeError"],  # superqt's worker treats a RuntimeError specially: it must still end the run
+)
+def test_an_error_after_some_wells_stays_in_the_status_line(run_panel, qtbot, tmp_path, monkeypatch, error):
+    import plateflow.execution
+    from plateflow.execution import WellResult
+
+    def run_then_fail(pipeline, plate, out, *, wells, on_well, **_):
+        on_well(WellResult(wells[0]))
+        raise error
+
+    monkeypatch.setattr(plateflow.execution, "run", run_then_fail)
+    viewer, builder, panel = run_panel
+    with qtbot.waitSignal(panel.run_finished, timeout=30000) as finished:
+        assert panel.start_run(out=tmp_path / "out", workers=1)
+    assert finished.args[0].done == 1
+    assert "No space left on device" in panel.status_label.text() and type(error).__name__ in panel.status_label.text()
+    assert panel.error and panel.run_button.isEnabled()

@@ -180,3 +180,34 @@ def test_closing_the_viewer_during_a_run_raises_nothing(make_napari_viewer, qtbo
     qtbot.waitUntil(lambda: not worker.is_running, timeout=5000)
     qtbot.wait(100)  # deliver whatever the worker emitted on its way out
     assert controller.closed
+
+
+def test_an_error_outside_the_steps_is_reported_not_raised_in_the_event_loop(make_napari_viewer, qtbot, tuning_plate, monkeypatch):
+    viewer = make_napari_viewer()
+    builder = docked_builder(viewer, tuning_plate, scale_then_offset())
+    wait_for_tuning(qtbot, builder)
+    controller = builder.tuning.controller
+
+    def broken_execute(plan, cancel=None):
+        raise OSError("the cache could not be read")
+        yield  # a generator, like SampleRunner.execute
+
+    monkeypatch.setattr(controller.runner, "execute", broken_execute)
+    with qtbot.waitSignal(controller.step_failed, timeout=5000) as failed:
+        builder.model.set_kwarg(builder.model.steps[1].step_id, None, 0, "offset", 5.0)
+    assert "the cache could not be read" in failed.args[1].message
+    wait_for_tuning(qtbot, builder)
+    assert "The tuning run failed: OSError: the cache could not be read" in builder.tuning.status_label.text()
+
+
+def test_opening_the_same_plate_again_brings_its_layers_back(make_napari_viewer, qtbot, tuning_plate, tmp_path):
+    viewer = make_napari_viewer()
+    builder = docked_builder(viewer, tuning_plate, scale_then_offset())
+    wait_for_tuning(qtbot, builder)
+    assert "2 Offset (DAPI)" in [l.name for l in viewer.layers]
+    builder.set_plate(tmp_path / "no such plate")  # a typo in the plate field: its layers go
+    wait_for_tuning(qtbot, builder)
+    assert "2 Offset (DAPI)" not in [l.name for l in viewer.layers]
+    builder.set_plate(tuning_plate)  # the typo fixed: the same plate, the same pipeline, a new run
+    wait_for_tuning(qtbot, builder)
+    np.testing.assert_array_equal(viewer.layers["2 Offset (DAPI)"].data, site_stack(tuning_plate, 1).astype(np.float32) * 2 + 1)

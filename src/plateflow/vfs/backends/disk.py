@@ -35,7 +35,7 @@ import numpy as np
 from ...plate.model import natural_sorted
 from .base import CorruptFileError, match_name, posix
 
-__all__ = ["DiskBackend", "DISK_FORMATS", "atomic_write"]
+__all__ = ["DiskBackend", "DISK_FORMATS", "atomic_write", "atomic_write_bytes"]
 
 DISK_FORMATS = (".tif", ".tiff", ".npy", ".csv", ".json")
 _TIFF_OPTIONS = ("compression", "photometric", "metadata", "description", "resolution", "predictor", "software")
@@ -86,12 +86,14 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
-def _write_bytes(payload: bytes) -> Callable[[str], None]:
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically (see :func:`atomic_write`)."""
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             fh.write(payload)
 
-    return write
+    atomic_write(path, write)
 
 
 def _json_default(value: Any) -> Any:
@@ -167,26 +169,30 @@ class DiskBackend:
             else:
                 buffer = io.BytesIO()
                 np.save(buffer, array, allow_pickle=False)
-                atomic_write(target, _write_bytes(buffer.getvalue()))
+                atomic_write_bytes(target, buffer.getvalue())
         elif kind == ".csv":
             fields, rows = _table_rows(data, target)
             text = io.StringIO(newline="")
             writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
             writer.writeheader()
             writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-            atomic_write(target, _write_bytes(text.getvalue().encode("utf-8")))
+            atomic_write_bytes(target, text.getvalue().encode("utf-8"))
         else:
             payload = json.dumps(data, default=_json_default, indent=1).encode("utf-8")
-            atomic_write(target, _write_bytes(payload))
+            atomic_write_bytes(target, payload)
 
     def load(self, path: str | os.PathLike[str], **options: Any) -> Any:
         options.pop("components", None)
         source = Path(path)
-        kind = _format_of(source)
         try:
-            size = source.stat().st_size
+            return self._load(source)
         except FileNotFoundError:
+            # The file can vanish at any point while it is read (a plate folder removed mid-run).
             raise FileNotFoundError(f"no such file: {source}") from None
+
+    def _load(self, source: Path) -> Any:
+        kind = _format_of(source)
+        size = source.stat().st_size
         if size == 0:
             raise CorruptFileError(f"cannot read {source}: the file is empty (0 bytes)")
         if kind == ".tif":
@@ -197,12 +203,15 @@ class DiskBackend:
             except (ValueError, OSError, EOFError) as exc:
                 raise CorruptFileError(f"cannot read {source}: not a valid .npy file ({exc})") from exc
         if kind == ".csv":
-            with open(source, newline="", encoding="utf-8") as fh:
-                return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+            try:
+                with open(source, newline="", encoding="utf-8") as fh:
+                    return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise CorruptFileError(f"cannot read {source}: not a UTF-8 CSV table ({exc})") from exc
         try:
             with open(source, encoding="utf-8") as fh:
                 return json.load(fh)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CorruptFileError(f"cannot read {source}: not valid JSON ({exc})") from exc
 
     @staticmethod
@@ -221,8 +230,8 @@ class DiskBackend:
                         raise CorruptFileError(f"cannot read TIFF {source}: the file is truncated "
                                                f"({tif.filehandle.size} bytes, image data runs past the end)")
                 return tif.asarray()
-        except CorruptFileError:
-            raise
+        except (CorruptFileError, FileNotFoundError):
+            raise  # a file gone since load() looked is "no such file", not a corrupt one
         except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError, EOFError) as exc:
             raise CorruptFileError(f"cannot read TIFF {source}: {exc}") from exc
 

@@ -294,7 +294,8 @@ def create_plate_metadata(store_path: str | os.PathLike[str], layout: ZarrPlateL
         else:
             return _same_plate_or_raise(store, layout)
 
-    rows = natural_sorted({_split_well(w)[0] for w in layout.wells})
+    # Rows in plate order (A ... Z, AA ... AF), not alphabetical: rowIndex places the well on the plate.
+    rows = sorted({_split_well(w)[0] for w in layout.wells}, key=lambda row: (len(row), row))
     columns = natural_sorted({_split_well(w)[1] for w in layout.wells})
     store.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{store.name}.", suffix=".part", dir=store.parent))
@@ -571,7 +572,9 @@ class ZarrBackend:
         with self._lock:
             array = self._arrays.get(array_path)
         if array is None:
-            array = zarr.open_array(array_path, mode="r+", zarr_format=3)
+            # Store every written plane, all-zero ones too, so exists() tells a written plane
+            # from one never written (zarr skips chunks equal to the fill value by default).
+            array = zarr.open_array(array_path, mode="r+", zarr_format=3).with_config({"write_empty_chunks": True})
             with self._lock:
                 self._arrays[array_path] = array
         return array
@@ -639,8 +642,7 @@ class ZarrBackend:
         return (store / r / c / str(layout.index_of("site", values["site"])) / "0" / key).exists()
 
     def has_array(self, path: str | os.PathLike[str], *, components: Mapping[str, Any] | None = None) -> bool:
-        """Whether the array that holds a plane exists (its chunks may not all be written:
-        planes equal to the fill value are never stored)."""
+        """Whether the array that holds a plane exists (its planes may not all be written yet)."""
         try:
             store, layout, values = self._position(path, components)
         except (ValueError, FileNotFoundError):
