@@ -298,3 +298,10 @@ def test_check_never_raises_on_garbage():
     assert check(None)[0].code in {"internal-error", "empty-pipeline"}
     assert check([object()])[0].code == "not-a-step"
     assert MemoryType.NUMPY == "numpy"
+
+
+def test_an_empty_well_list_is_a_diagnostic(plate):
+    with pytest.raises(CompileError) as info:
+        compile_pipeline([FunctionStep(func=blur)], plate, wells=[])
+    (d,) = info.value.diagnostics
+    assert (d.code, d.field, d.message) == ("unknown-well", "wells", "no wells were given")

@@ -93,8 +93,11 @@ class PipelineCompiler:
         available = list(self.plate.wells)
         if wells is None:
             return available
+        requested = [wells] if isinstance(wells, str) else list(wells)
+        if not requested:
+            self.sink.add("unknown-well", None, "", "wells", "no wells were given", "pass wells=None to run every well of the plate")
         chosen: list[str] = []
-        for well in ([wells] if isinstance(wells, str) else wells):
+        for well in requested:
             well = str(well)
             if well in available:
                 if well not in chosen:
