@@ -4,8 +4,10 @@ Run: ``python benchmarks/bench_import.py [--importtime]``. Prints the best of 5
 wall-clock times of ``import plateflow`` in a fresh subprocess, whether that is
 under the 0.3 s budget, and checks that neither ``import plateflow`` nor
 ``import plateflow.memory`` loads an optional array library or GUI toolkit.
-Exits non-zero when a check fails. ``--importtime`` also prints the ten
-slowest modules from ``python -X importtime``.
+It also times loading the function registry (``from plateflow.library import
+registry`` plus listing its names), target under 0.1 s, best of 5. Exits
+non-zero when a check fails. ``--importtime`` also prints the ten slowest
+modules from ``python -X importtime``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 
 BUDGET_S = 0.3
+REGISTRY_BUDGET_S = 0.1
 RUNS = 5
 HEAVY = ("cupy", "torch", "jax", "tensorflow", "pyclesperanto", "napari", "qtpy")
 
@@ -30,8 +33,19 @@ print(json.dumps({{"seconds": elapsed, "heavy": sorted(m for m in {heavy!r} if m
 """
 
 
-def timed_import(module: str) -> dict:
-    code = _TIMED.format(module=module, heavy=HEAVY)
+_REGISTRY = """
+import json, sys, time
+import plateflow
+start = time.perf_counter()
+from plateflow.library import registry
+count = len(registry.names())
+elapsed = time.perf_counter() - start
+print(json.dumps({{"seconds": elapsed, "count": count, "heavy": sorted(m for m in {heavy!r} if m in sys.modules)}}))
+"""
+
+
+def timed_import(module: str, template: str = _TIMED) -> dict:
+    code = template.format(module=module, heavy=HEAVY)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"`import {module}` failed:\n{done.stderr}")
@@ -69,6 +83,13 @@ def main() -> int:
             ok = False
         else:
             print(f"import {module} loaded none of {', '.join(HEAVY)}: ok")
+
+    loads = [timed_import("plateflow.library.registry", _REGISTRY) for _ in range(RUNS)]
+    best_load = min(load["seconds"] for load in loads)
+    verdict = "under" if best_load < REGISTRY_BUDGET_S else "OVER"
+    print(f"registry load ({loads[0]['count']} functions): best of {RUNS} = {best_load:.3f} s ({verdict} the {REGISTRY_BUDGET_S} s budget); "
+          f"array libraries imported: {', '.join(loads[0]['heavy']) or 'none'}")
+    ok &= best_load < REGISTRY_BUDGET_S and not loads[0]["heavy"]
 
     if args.importtime:
         print("slowest modules (cumulative microseconds):")

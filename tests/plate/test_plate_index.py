@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import time
 
 import pytest
 
@@ -230,7 +229,8 @@ def test_plate_and_groups_pickle(zplate):
     assert again.microscope_handler.auto_detect_patterns() == groups
 
 
-def test_index_384_well_plate_is_fast(tmp_path):
+def test_index_of_a_384_well_plate(tmp_path):
+    """Counts only: the 1 s target is measured in benchmarks/bench_plate_index.py."""
     rows = "ABCDEFGHIJKLMNOP"
     wells = [f"{r}{c:02d}" for r in rows for c in range(1, 25)]
     folder = tmp_path / "TimePoint_1"
@@ -239,12 +239,10 @@ def test_index_384_well_plate_is_fast(tmp_path):
         for s in range(1, 10):
             for ch in range(1, 5):
                 (folder / f"{w}_s{s}_w{ch}.tif").touch()
-    start = time.perf_counter()
     plate = open_plate(tmp_path)
-    elapsed = time.perf_counter() - start
     assert len(plate.files) == 384 * 9 * 4
     assert len(plate.wells) == 384
-    assert elapsed < 2.0  # the benchmark's target is 1 s; leave room for slow CI disks
+    assert plate.components["site"] == tuple(str(s) for s in range(1, 10))
 
 
 def test_well_position_inverts_well_id():
