@@ -17,7 +17,7 @@ from .patterns import function_name, normalize_pattern, PatternError
 if TYPE_CHECKING:
     from .compiler.context import ProcessingContext
 
-__all__ = ["COMPONENTS", "FunctionStep", "Pipeline", "as_step_list"]
+__all__ = ["COMPONENTS", "FunctionStep", "Pipeline", "as_step_list", "enabled_steps"]
 
 #: The plate components a step can vary over or group by.
 COMPONENTS: tuple[str, ...] = ("well", "site", "channel", "z_index", "timepoint")
@@ -44,9 +44,11 @@ class FunctionStep:
         force_disk_output: write this step's output to disk even in the middle of a pipeline.
         visualize: show this step's output in napari while tuning.
         config: settings that override the plate's and the global config for this step.
+        enabled: ``False`` keeps the step in the pipeline (and its file) but leaves it out of
+            checking, compiling and running; step numbers in diagnostics count enabled steps.
     """
 
-    __slots__ = ("func", "name", "variable_components", "group_by", "force_disk_output", "visualize", "config", "step_id")
+    __slots__ = ("func", "name", "variable_components", "group_by", "force_disk_output", "visualize", "config", "enabled", "step_id")
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class FunctionStep:
         visualize: bool = False,
         *,
         config: Mapping[str, Any] | None = None,
+        enabled: bool = True,
     ) -> None:
         self.func = func
         self.name = name if name else _default_name(func)
@@ -66,10 +69,12 @@ class FunctionStep:
         self.force_disk_output = bool(force_disk_output)
         self.visualize = bool(visualize)
         self.config = ConfigOverrides(config) if config else ConfigOverrides()
+        self.enabled = bool(enabled)
         self.step_id = uuid.uuid4().hex[:12]
 
     def __repr__(self) -> str:
         extra = f", group_by={self.group_by!r}" if self.group_by else ""
+        extra += "" if self.enabled else ", enabled=False"
         return f"FunctionStep(name={self.name!r}, variable_components={self.variable_components!r}{extra})"
 
     def copy(self, **changes: Any) -> "FunctionStep":
@@ -82,6 +87,7 @@ class FunctionStep:
             "force_disk_output": self.force_disk_output,
             "visualize": self.visualize,
             "config": dict(self.config),
+            "enabled": self.enabled,
         }
         values.update(changes)
         return FunctionStep(**values)
@@ -135,3 +141,8 @@ class Pipeline(Sequence[FunctionStep]):
 def as_step_list(pipeline: "Pipeline | Iterable[FunctionStep]") -> list[FunctionStep]:
     """Accept a Pipeline or any iterable of steps."""
     return list(pipeline.steps if isinstance(pipeline, Pipeline) else pipeline)
+
+
+def enabled_steps(pipeline: "Pipeline | Iterable[FunctionStep]") -> list[FunctionStep]:
+    """The steps that run: disabled steps (``enabled=False``) left out."""
+    return [step for step in as_step_list(pipeline) if getattr(step, "enabled", True) is not False]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigOverrides, GlobalConfig
-from ..steps import FunctionStep, Pipeline, as_step_list
+from ..steps import FunctionStep, Pipeline, enabled_steps
 from . import phases
 from .context import ProcessingContext
 from .diagnostics import CompileError, Diagnostic, DiagnosticSink, did_you_mean
@@ -61,7 +61,7 @@ class PipelineCompiler:
         output_root: str | os.PathLike[str] | None = None,
         filemanager: Any = None,
     ) -> None:
-        self.steps = as_step_list(pipeline)
+        self.steps = enabled_steps(pipeline)  # disabled steps are kept in the pipeline, not compiled
         self.plate = _open(plate)
         self.orchestrator = Orchestrator(
             plate=self.plate,

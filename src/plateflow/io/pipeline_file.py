@@ -66,7 +66,7 @@ FORMAT_VERSION = 1
 
 VERSION_KEY = "plateflow"
 TOP_KEYS = (VERSION_KEY, "name", "description", "steps")
-STEP_KEYS = ("name", "function", "variable_components", "group_by", "force_disk_output", "visualize", "config")
+STEP_KEYS = ("name", "function", "variable_components", "group_by", "force_disk_output", "visualize", "enabled", "config")
 
 Path_ = tuple[Any, ...]  # keys and indices from the document root to a node
 
@@ -174,6 +174,8 @@ def pipeline_to_data(pipeline: Pipeline | Sequence[FunctionStep]) -> dict[str, A
                 "config": _plain(dict(step.config), f"step {index + 1} {step.name!r}: config"),
             }
         )
+        if not getattr(step, "enabled", True):
+            data["steps"][-1]["enabled"] = False  # written only when off: files of enabled steps stay as they were
     return data
 
 
@@ -477,11 +479,11 @@ def _read_step(reader: _Reader, raw: Any, index: int) -> FunctionStep | None:
         hint = _did_you_mean(str(group_by), COMPONENTS)
         reader.report((*path, "group_by"), f"{label}.group_by", f"unknown component {group_by!r}", hint)
     values["group_by"] = group_by if group_by in COMPONENTS else None
-    for flag in ("force_disk_output", "visualize"):
-        value = raw.get(flag, False)
+    for flag, default in (("force_disk_output", False), ("visualize", False), ("enabled", True)):
+        value = raw.get(flag, default)
         if not isinstance(value, bool):
             reader.report((*path, flag), f"{label}.{flag}", f"expected true or false, got {_type_name(value)} {value!r}")
-        values[flag] = value is True
+        values[flag] = value if isinstance(value, bool) else default
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         reader.report((*path, "config"), f"{label}.config", f"expected a mapping of settings, got {_type_name(config)}")

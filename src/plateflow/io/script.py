@@ -122,7 +122,8 @@ def export_script(pipeline: Pipeline | Sequence[FunctionStep], path: str | os.Pa
             f"                group_by={step.group_by!r},\n"
             f"                force_disk_output={step.force_disk_output!r},\n"
             f"                visualize={step.visualize!r},\n"
-            f"                config={_literal(config, 16)},\n"
+            + ("" if getattr(step, "enabled", True) else "                enabled=False,\n")
+            + f"                config={_literal(config, 16)},\n"
             "            ),\n"
         )
     imports = "".join(

@@ -152,6 +152,7 @@ class StepModel:
             force_disk_output=self.force_disk_output,
             visualize=self.visualize,
             config=self.config or None,
+            enabled=self.enabled,
         )
 
     def clone(self, name: str | None = None) -> "StepModel":
@@ -167,7 +168,7 @@ class StepModel:
         )
 
     @classmethod
-    def from_step(cls, step: FunctionStep, enabled: bool = True) -> "StepModel":
+    def from_step(cls, step: FunctionStep, enabled: bool | None = None) -> "StepModel":
         """Read a core step. Unregistered functions are kept as themselves."""
         try:
             pattern = normalize_pattern(step.func)
@@ -181,7 +182,7 @@ class StepModel:
             chains=chains,
             variable_components=tuple(step.variable_components),
             group_by=step.group_by,
-            enabled=enabled,
+            enabled=getattr(step, "enabled", True) if enabled is None else enabled,
             force_disk_output=step.force_disk_output,
             visualize=step.visualize,
             config=dict(step.config),
@@ -283,12 +284,14 @@ class PipelineModel:
             return None
         return enabled[index]
 
-    def to_pipeline(self) -> Pipeline:
-        """The core pipeline of the enabled steps.
+    def to_pipeline(self, *, include_disabled: bool = False) -> Pipeline:
+        """The core pipeline of the enabled steps (with ``include_disabled``, every step,
+        the disabled ones marked ``enabled=False``: what pipeline files keep).
 
         Raises ``KeyError`` when a step names a function that is not in the registry.
         """
-        return Pipeline([s.to_step() for s in self.enabled_steps()], name=self.name, description=self.description)
+        steps = self.steps if include_disabled else self.enabled_steps()
+        return Pipeline([s.to_step() for s in steps], name=self.name, description=self.description)
 
     def data_flow(self) -> dict[str, StepFlow]:
         """Memory types, conversions and special-input links of every enabled step, by step id."""

@@ -477,29 +477,27 @@ class PipelineBuilderWidget(QWidget):
         return True
 
     def save_pipeline_file(self, path: str | os.PathLike[str] | None = None) -> bool:
-        """Save the enabled steps to a pipeline file (asks where when ``path`` is ``None``)."""
+        """Save every step, disabled ones included, to a pipeline file (asks where when ``path`` is ``None``)."""
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save the pipeline", f"{self.model.name}.yaml", _PIPELINE_FILTER)
             if not path:
                 return False
         try:
-            written = save_pipeline(self.model.to_pipeline(), path)
+            written = save_pipeline(self.model.to_pipeline(include_disabled=True), path)
         except (UnregisteredFunctionError, KeyError, ValueError, OSError) as error:
             self.status_label.setText(f"Could not save: {error}")
             return False
-        disabled = len(self.model.steps) - len(self.model.enabled_steps())
-        note = f" ({disabled} disabled step(s) left out)" if disabled else ""
-        self.status_label.setText(f"Saved {Path(written).name}{note}.")
+        self.status_label.setText(f"Saved {Path(written).name}.")
         return True
 
     def export_script_file(self, path: str | os.PathLike[str] | None = None) -> str | None:
-        """Export the enabled steps as a runnable Python script; returns its text."""
+        """Export the pipeline (disabled steps kept, marked ``enabled=False``) as a runnable Python script; returns its text."""
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export as a Python script", f"{self.model.name}.py", _SCRIPT_FILTER)
             if not path:
                 return None
         try:
-            text = export_script(self.model.to_pipeline(), path)
+            text = export_script(self.model.to_pipeline(include_disabled=True), path)
         except (UnregisteredFunctionError, KeyError, ValueError, OSError) as error:
             self.status_label.setText(f"Could not export: {error}")
             return None

@@ -74,6 +74,9 @@ def test_remove_duplicate_move_rename_enable():
     model.remove_step(label.step_id)
     model.set_enabled(threshold.step_id, False)
     assert [s.name for s in model.to_pipeline()] == ["Blur", "Blur again"]
+    kept = model.to_pipeline(include_disabled=True)
+    assert [(s.name, s.enabled) for s in kept] == [("Blur", True), ("Threshold", False), ("Blur again", True)]
+    assert [(s.name, s.enabled) for s in PipelineModel.from_pipeline(kept).steps] == [("Blur", True), ("Threshold", False), ("Blur again", True)]
     assert model.step_for_pipeline_index(1) is copy
     with pytest.raises(ValueError):
         model.reorder([blur.step_id])

@@ -240,18 +240,24 @@ def test_save_clear_load_gives_the_same_pipeline(qtbot, builder, tmp_path, monke
     builder.model.set_group_by(per_channel, "channel")
     builder.model.set_per_group(per_channel, ["1", "2"])
     builder.model.set_kwarg(per_channel, "2", 0, "per_slice", False)
+    switched_off = builder.add_step("numpy.median_filter")
+    builder.model.set_enabled(switched_off, False)
     before = pipeline_summary(builder.model.to_pipeline())
+    saved = pipeline_summary(builder.model.to_pipeline(include_disabled=True))
+    assert len(saved) == len(before) + 1
 
     target = tmp_path / "pipeline.yaml"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     qtbot.mouseClick(builder.save_button, Qt.MouseButton.LeftButton)
-    assert target.is_file() and pipeline_summary(load_pipeline(target)) == before
+    assert target.is_file() and pipeline_summary(load_pipeline(target)) == saved
+    assert [s.enabled for s in load_pipeline(target)] == [True, True, True, False]
     qtbot.mouseClick(builder.clear_button, Qt.MouseButton.LeftButton)
     assert builder.model.steps == [] and builder.step_list.count() == 0
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
     qtbot.mouseClick(builder.load_button, Qt.MouseButton.LeftButton)
     assert pipeline_summary(builder.model.to_pipeline()) == before
-    assert builder.step_list.count() == 3
+    assert builder.step_list.count() == 4  # the disabled step came back, still disabled
+    assert [s.enabled for s in builder.model.steps] == [True, True, True, False]
 
     script = tmp_path / "pipeline.py"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(script), ""))
