@@ -25,11 +25,11 @@ PlateLike = Any  # a Plate, or a path to a plate folder
 
 
 def _open(plate: PlateLike) -> Any:
-    if plate is None or hasattr(plate, "microscope_handler"):
-        return plate
-    from ..plate import open_plate
+    if plate is None:
+        return None
+    from ..plate import as_plate
 
-    return open_plate(plate)
+    return as_plate(plate)
 
 
 class PipelineCompiler:

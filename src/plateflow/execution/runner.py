@@ -191,7 +191,7 @@ def run(
         ValueError: bad arguments, or ``resume`` with a different pipeline.
     """
     from ..compiler import compile_pipeline
-    from ..plate import open_plate
+    from ..plate import as_plate
 
     started = time.perf_counter()
     config = config if config is not None else GlobalConfig()
@@ -200,7 +200,7 @@ def run(
     n_workers = config.num_workers if workers is None else workers
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"workers={workers!r} is not valid; use a whole number >= 1")
-    plate_obj = plate if hasattr(plate, "microscope_handler") else open_plate(plate)
+    plate_obj = as_plate(plate)
     out_root = Path(os.path.abspath(os.fspath(out)))
     _check_paths(Path(plate_obj.root), out_root)
 

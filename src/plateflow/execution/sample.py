@@ -445,9 +445,9 @@ class SampleRunner:
     """
 
     def __init__(self, plate: "Plate | str | Path", *, cache_bytes: int = DEFAULT_CACHE_BYTES, config: GlobalConfig | None = None) -> None:
-        from ..plate import open_plate
+        from ..plate import as_plate
 
-        self.plate = plate if hasattr(plate, "microscope_handler") else open_plate(plate)  # type: ignore[arg-type]
+        self.plate = as_plate(plate)
         self.cache = SampleCache(cache_bytes)
         base = config if config is not None else GlobalConfig()
         self.config = replace(base, write_outputs=False, num_workers=1, output_format="tiff")

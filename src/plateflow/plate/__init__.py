@@ -13,12 +13,13 @@ from typing import Any
 from .errors import PlateError, PlateFormatError, RaggedPlateError
 from .handler import MicroscopeHandler, PlateMetadata
 from .imagexpress import ImageXpressHandler
-from .index import HANDLERS, Plate, open_plate
+from .index import HANDLERS, Plate, as_plate, open_plate
 from .model import ImageFile, PatternGroup, group_files, natural_key, natural_sorted, well_id, well_position
 from .opera_phenix import OperaPhenixHandler
 
 __all__ = [
     "open_plate",
+    "as_plate",
     "Plate",
     "ImageFile",
     "PatternGroup",

@@ -262,6 +262,14 @@ def _find_missing(handler: MicroscopeHandler, files: list[ImageFile], components
     return natural_sorted(missing)
 
 
+def as_plate(plate: "Plate | str | os.PathLike[str]") -> Plate:
+    """``plate`` itself when it is already an opened plate, else ``open_plate(plate)``.
+
+    Every API that takes "a Plate or a plate folder" goes through here.
+    """
+    return plate if hasattr(plate, "microscope_handler") else open_plate(plate)  # duck-typed plates pass too
+
+
 def open_plate(
     path: str | os.PathLike[str],
     *,
