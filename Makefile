@@ -16,7 +16,7 @@ APT_PACKAGES := xvfb xauth libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libfontco
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0 libxcb-cursor0 \
 	pocl-opencl-icd ocl-icd-libopencl1
 
-.PHONY: run test demo system-deps install install-test bench clean lint-imports screenshot
+.PHONY: run test demo system-deps install install-test bench clean lint-imports typecheck screenshot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,15 @@ demo: install
 
 test: system-deps install-test
 	$(VENV)/bin/lint-imports
+	$(MAKE) typecheck
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint-imports: install-test
 	$(VENV)/bin/lint-imports
+
+# mypy on the headless core (settings in pyproject.toml [tool.mypy]).
+typecheck: install-test
+	$(VENV)/bin/mypy
 
 # Benchmarks print their figures against their targets (the tuning one needs a display: Xvfb).
 bench: system-deps install-test

@@ -1,7 +1,8 @@
 """Compile speed: a 10-step pipeline for 96/192/384 wells, and check() without a plate.
 
 Targets (issue 5): 384 wells in under 0.5 s, linear in wells; check() of a
-10-step pipeline without a plate under 5 ms. The plate is a real index of
+10-step pipeline without a plate under 5 ms (issue 14: also a 10-step pipeline of
+bundled functions whose declared rules are checked, with and without a plate). The plate is a real index of
 placeholder files (one tiny TIFF hard-linked everywhere), opened once.
 
 Run: .venv/bin/python benchmarks/bench_compile.py
@@ -69,6 +70,36 @@ def ten_step_pipeline() -> Pipeline:
     )
 
 
+def bundled_pipeline() -> Pipeline:
+    """Ten bundled functions with rules to check (odd windows, percentile order, one weight per channel)."""
+    from plateflow.library import registry
+
+    get = registry.get
+    return Pipeline(
+        [
+            FunctionStep(func=(get("numpy.normalize_percentile"), {"low_percentile": 2.0, "high_percentile": 98.0})),
+            FunctionStep(func=(get("numpy.median_filter"), {"size": 5})),
+            FunctionStep(func=(get("numpy.gaussian_filter"), {"sigma": 1.5})),
+            FunctionStep(func=[get("numpy.top_hat"), (get("numpy.threshold_local"), {"block_size": 35})]),
+            FunctionStep(func=(get("numpy.composite_channels"), {"weights": (1.0, 0.5, 0.5, 1.0)}), variable_components=("channel",)),
+            FunctionStep(func=(get("numpy.unsharp_mask"), {"radius": 1.0, "amount": 0.5})),
+            FunctionStep(func=get("numpy.max_projection"), variable_components=("z_index",)),
+            FunctionStep(func=(get("numpy.threshold_otsu"), {"per_slice": True})),
+            FunctionStep(func=(get("numpy.label"), {"connectivity": 2})),
+            FunctionStep(func=(get("numpy.segment_nuclei"), {"sigma": 1.0, "min_size": 20})),
+        ]
+    )
+
+
+def median_ms(fn, runs: int = 200) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 def make_plate(root: Path, rows: int, cols: int, sites: int = 9, channels: int = 4) -> Path:
     template = root / "template.tif"
     tifffile.imwrite(template, np.zeros((8, 8), np.uint16))
@@ -109,6 +140,17 @@ def main() -> int:
         print(f"  384 wells in {total_384:.3f} s (target < 0.5 s): {'ok' if total_384 < 0.5 else 'MISSED'}")
         print(f"  per-well time ratio max/min across sizes: {spread:.2f} (1.0 = perfectly linear)")
         ok &= total_384 < 0.5
+
+        bundled = bundled_pipeline()
+        small = open_plate(plates[96])
+        check(bundled, small)  # load the registry and warm the caches
+        assert [d for d in check(bundled, small) if d.severity == "error"] == [], check(bundled, small)
+        with_plate = median_ms(lambda: check(bundled, small))
+        print(f"check() of 10 bundled functions with their rules, 96-well plate: median {with_plate:.2f} ms")
+
+    without_plate = median_ms(lambda: check(bundled))
+    print(f"check() of 10 bundled functions with their rules, no plate: median {without_plate:.2f} ms (target < 5 ms): {'ok' if without_plate < 5 else 'MISSED'}")
+    ok &= without_plate < 5
 
     runs = []
     for _ in range(200):

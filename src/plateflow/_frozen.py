@@ -21,6 +21,8 @@ class FrozenDict(Mapping[Any, Any]):
     """A read-only mapping; item assignment and deletion raise ``FrozenError``."""
 
     __slots__ = ("_data", "_hash")
+    _data: dict[Any, Any]
+    _hash: int | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, "_data", dict(*args, **kwargs))
@@ -46,7 +48,8 @@ class FrozenDict(Mapping[Any, Any]):
     def __hash__(self) -> int:
         if self._hash is None:
             object.__setattr__(self, "_hash", hash(frozenset(self._data.items())))
-        return self._hash  # type: ignore[return-value]
+        assert self._hash is not None  # set just above
+        return self._hash
 
     def __setitem__(self, key: Any, value: Any) -> None:
         raise FrozenError(f"cannot set {key!r}: this mapping is frozen (compiled plans are read-only)")

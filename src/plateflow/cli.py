@@ -1,15 +1,21 @@
-"""The ``plateflow`` command: run, check, sample-plate, functions, demo.
+"""The ``plateflow`` command: run, check, export-script, sample-plate, functions, demo.
 
 Pipelines are YAML pipeline files (``plateflow.io.load_pipeline``): loading one
-never imports or runs code from it.
+never imports or runs code from it. Every error is one line naming the file
+(and field) at fault, with exit status 1 (2 for a wrong command line); no
+traceback reaches the terminal except for the failed wells' own tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
+import signal
+import stat
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,12 +30,18 @@ examples:
   plateflow run nuclei.yaml my_plate -o results --resume
   plateflow run nuclei.yaml my_plate -o results --format zarr --wells A01,B02
   plateflow run nuclei.yaml my_plate -o results --scheduler tcp://10.0.0.5:8786
+  plateflow run nuclei.yaml my_plate -o results --workers 4 --well-timeout 600
+  plateflow export-script nuclei.yaml -o nuclei.py
   plateflow functions --memory-type numpy --category filter
   plateflow demo --out demo_results --workers 2
 
 exit status: 0 when everything succeeded, 1 when a well failed or the pipeline
-has errors (every diagnostic is printed), 2 for a wrong command line.
+has errors (every diagnostic is printed), 2 for a wrong command line, 130 or 143
+when stopped by Ctrl-C or SIGTERM (the run can be resumed with --resume).
 """
+
+#: Pipeline files are small YAML files; a bigger "pipeline" is the wrong file, not one to read.
+MAX_PIPELINE_BYTES = 10 * 1024 * 1024
 
 
 def _wells(text: str | None) -> list[str] | None:
@@ -48,6 +60,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not valid; use a whole number >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not valid; use a number of seconds > 0")
     return value
 
 
@@ -92,7 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (tcp://host:8786)")
     run.add_argument("--format", choices=("tiff", "zarr"), default=None, help="output format (default tiff)")
     run.add_argument("--resume", action="store_true", help="skip wells an earlier run in OUT finished")
+    run.add_argument("--well-timeout", type=_seconds, default=None, metavar="SECONDS",
+                     help="fail a well that runs longer than this (a stuck or stopped worker) and go on")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    export = _command(
+        commands,
+        "export-script",
+        "write a pipeline file as a runnable Python script",
+        "Write PIPELINE as a Python script that builds the same pipeline and runs it.",
+        "plateflow export-script nuclei.yaml -o nuclei.py",
+    )
+    export.add_argument("pipeline", metavar="PIPELINE", help="YAML pipeline file")
+    export.add_argument("-o", "--out", required=True, metavar="SCRIPT", help="the Python script to write")
 
     check = _command(
         commands,
@@ -147,22 +181,62 @@ def _print_diagnostics(diagnostics: Sequence[Any]) -> None:
         print(diagnostic.format())
 
 
+def _pipeline_file_problem(path: str) -> str:
+    """Why ``path`` cannot be a pipeline file, judged from its type and size before reading it
+    (a folder, a FIFO or a device such as /dev/zero would fail or never end), or ``""``."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return f"pipeline file not found: {path}"
+    except OSError as error:
+        return f"cannot read the pipeline file {path}: {error.strerror or error}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"{path} is a folder, not a pipeline file (a .yaml file)"
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file"
+        return f"{path} is {kind}, not a pipeline file (a .yaml file)"
+    if info.st_size > MAX_PIPELINE_BYTES:
+        return (f"{path} is {info.st_size / 1e6:.0f} MB, too big for a pipeline file (at most "
+                f"{MAX_PIPELINE_BYTES // (1024 * 1024)} MB); is it the right file?")
+    return ""
+
+
 def _load(path: str) -> Any:
     """The pipeline in ``path``, or ``None`` after printing why it cannot be loaded."""
     from . import io
 
+    problem = _pipeline_file_problem(path)
+    if problem:
+        print(f"error: {problem}")
+        return None
     try:
         return io.load_pipeline(path)
     except FileNotFoundError:
         print(f"error: pipeline file not found: {path}")
     except io.PipelineFileError as error:
         print(str(error))
+    except OSError as error:
+        print(f"error: cannot read the pipeline file {path}: {error.strerror or error}")
     return None
+
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    """What ``run`` raises for a problem people fix (printed as one line), not a bug."""
+    from .execution.executors import DaskUnavailableError
+    from .execution.runner import OutputLockedError, WorkersUnreachableError
+
+    return (OSError, ValueError, argparse.ArgumentTypeError, OutputLockedError, WorkersUnreachableError, DaskUnavailableError, ImportError)
+
+
+def _interrupted(error: Any) -> int:
+    print(f"\n{error}", file=sys.stderr)
+    return 128 + int(getattr(signal.Signals, error.signal_name, signal.SIGINT))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .compiler import CompileError
     from .execution import run
+    from .execution.runner import RunInterrupted
 
     pipeline = _load(args.pipeline)
     if pipeline is None:
@@ -179,13 +253,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=args.resume,
             output_format=args.format,
             progress=not args.quiet,
+            well_timeout=args.well_timeout,
         )
+    except RunInterrupted as error:
+        return _interrupted(error)
     except CompileError as error:
         errors = len(error.errors)
         print(f"the pipeline has {errors} error{'s' if errors != 1 else ''}; nothing was run:")
         _print_diagnostics(error.diagnostics)
         return 1
-    except (OSError, ValueError, argparse.ArgumentTypeError) as error:  # bad plate, unwritable or full output folder
+    except _run_errors() as error:  # bad plate, unwritable or full output folder, locked folder, damaged manifest
         print(f"error: {error}")
         return 1
     print(report.summary())
@@ -206,6 +283,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
     warnings = len(diagnostics) - errors
     print(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
     return 1 if errors else 0
+
+
+def _cmd_export_script(args: argparse.Namespace) -> int:
+    from . import io
+
+    pipeline = _load(args.pipeline)
+    if pipeline is None:
+        return 1
+    try:
+        io.export_script(pipeline, args.out)
+    except (OSError, ValueError, TypeError) as error:
+        print(f"error: cannot export {args.pipeline} to {args.out}: {error}")
+        return 1
+    print(f"wrote {args.out}; run it with: python {args.out}")
+    return 0
 
 
 def _cmd_sample_plate(args: argparse.Namespace) -> int:
@@ -251,12 +343,19 @@ def _ground_truth(plate: Path) -> dict[str, int]:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .execution import run
     from .execution.demo import COUNT_COLUMN, COUNTS_TABLE, demo_pipeline
+    from .execution.runner import RunInterrupted
     from .plate.sample import sample_plate_path
 
     plate = sample_plate_path()
     with tempfile.TemporaryDirectory(prefix="plateflow-demo-") as scratch:
         out = Path(args.out) if args.out else Path(scratch) / "out"
-        report = run(demo_pipeline(), plate, out, workers=args.workers, progress=not args.quiet)
+        try:
+            report = run(demo_pipeline(), plate, out, workers=args.workers, progress=not args.quiet)
+        except RunInterrupted as error:
+            return _interrupted(error)
+        except _run_errors() as error:
+            print(f"error: {error}")
+            return 1
         print(report.summary())
         counts: dict[str, int] = {}
         table = report.tables.get(COUNTS_TABLE)
@@ -268,13 +367,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n{'well':<6}{'counted':>9}{'truth':>8}{'error':>8}")
         for well in sorted(truth):
             if well in counts:
-                error = (counts[well] - truth[well]) / truth[well] * 100
-                print(f"{well:<6}{counts[well]:>9}{truth[well]:>8}{error:>7.1f}%")
+                relative_error = (counts[well] - truth[well]) / truth[well] * 100
+                print(f"{well:<6}{counts[well]:>9}{truth[well]:>8}{relative_error:>7.1f}%")
             else:
                 print(f"{well:<6}{'-':>9}{truth[well]:>8}{'':>8}")
         if not args.out:
             print("\n(outputs were in a temporary folder; pass --out DIR to keep them)")
     return 0 if report.ok else 1
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    """Warnings as people read them on the command line: ``warning: <message>``, no source line."""
+    return f"warning: {message}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,12 +388,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": _cmd_run,
         "check": _cmd_check,
+        "export-script": _cmd_export_script,
         "sample-plate": _cmd_sample_plate,
         "functions": _cmd_functions,
         "demo": _cmd_demo,
     }
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning

@@ -9,7 +9,7 @@ resolved ``GlobalConfig`` that the compiler copies into each plan.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
@@ -77,6 +77,7 @@ class ConfigOverrides(Mapping[str, Any]):
     """
 
     __slots__ = ("_values",)
+    _values: Mapping[str, Any]
 
     def __init__(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
         merged = {**(values or {}), **kwargs}
@@ -93,7 +94,7 @@ class ConfigOverrides(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:

@@ -63,6 +63,8 @@ class FunctionCall:
     func: Callable[..., Any]
     kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     place: str = ""
+    #: the place as a tuple: ``()``, ``("func", i)``, ``("func", k)`` or ``("func", k, i)``
+    path: tuple[str | int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -108,8 +110,8 @@ class NormalizedPattern:
         return [chain[-1] for chain in self.chains.values()]
 
 
-def _single(item: Any, place: str) -> FunctionCall:
-    """Normalize pattern kinds 1 and 2 at ``place``."""
+def _single(item: Any, place: str, path: tuple[str | int, ...] = ()) -> FunctionCall:
+    """Normalize pattern kinds 1 and 2 at ``place`` (``path``: the same place as a tuple)."""
     where = function_field(place)
     if isinstance(item, tuple):
         if len(item) != 2:
@@ -127,24 +129,25 @@ def _single(item: Any, place: str) -> FunctionCall:
         bad = [k for k in kwargs if not isinstance(k, str)]
         if bad:
             raise PatternError(f"keyword argument names must be strings, got {bad[0]!r}", where)
-        return FunctionCall(func, MappingProxyType(dict(kwargs)), place)
+        return FunctionCall(func, MappingProxyType(dict(kwargs)), place, path)
     if isinstance(item, (dict, Mapping)):
         raise PatternError("a dict pattern cannot be nested inside another pattern", where)
     if isinstance(item, list):
         raise PatternError("a list (chain) cannot be nested inside another list", where)
     if not callable(item):
         raise PatternError(f"expected a function, got {type(item).__name__} {item!r}", where)
-    return FunctionCall(item, MappingProxyType({}), place)
+    return FunctionCall(item, MappingProxyType({}), place, path)
 
 
-def _chain(items: Any, prefix: str) -> tuple[FunctionCall, ...]:
-    """Normalize kinds 1-3 at ``prefix`` ("" at the top, "func['k']" in a dict)."""
+def _chain(items: Any, prefix: str, key: str | None = None) -> tuple[FunctionCall, ...]:
+    """Normalize kinds 1-3 at ``prefix`` ("" at the top, "func['k']" in dict entry ``key``)."""
+    base_path: tuple[str | int, ...] = ("func",) if key is None else ("func", key)
     if isinstance(items, list):
         if not items:
             raise PatternError("an empty list has no function to run", function_field(prefix))
         base = prefix or "func"
-        return tuple(_single(item, f"{base}[{i}]") for i, item in enumerate(items))
-    return (_single(items, prefix),)
+        return tuple(_single(item, f"{base}[{i}]", (*base_path, i)) for i, item in enumerate(items))
+    return (_single(items, prefix, () if key is None else base_path),)
 
 
 def normalize_pattern(pattern: Any) -> NormalizedPattern:
@@ -165,7 +168,7 @@ def normalize_pattern(pattern: Any) -> NormalizedPattern:
                 raise PatternError(f"dict pattern key {skey!r} appears twice", f"func[{skey!r}]")
             if isinstance(value, Mapping):
                 raise PatternError("a dict pattern cannot be nested inside another dict", f"func[{skey!r}]")
-            chains[skey] = _chain(value, f"func[{skey!r}]")
+            chains[skey] = _chain(value, f"func[{skey!r}]", skey)
         return NormalizedPattern("dict", MappingProxyType(chains))
     kind: PatternKind = "chain" if isinstance(pattern, list) else "function"
     return NormalizedPattern(kind, MappingProxyType({None: _chain(pattern, "")}))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import keyword
 from typing import Any, Callable, TypeVar
 
+from ._callables import declared
+
 __all__ = [
     "special_outputs",
     "special_inputs",
@@ -48,13 +50,15 @@ def _check_names(decorator: str, names: tuple[object, ...]) -> tuple[str, ...]:
         raise TypeError(f"@{decorator} needs names: write @{decorator}(\"name\"), did you forget the parentheses?")
     if not names:
         raise ValueError(f"@{decorator} needs at least one name, e.g. @{decorator}(\"positions\")")
+    checked: list[str] = []
     for name in names:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"@{decorator}: {name!r} is not a valid name; use a Python identifier such as 'positions'")
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})  # type: ignore[arg-type]
+        checked.append(name)
+    if len(set(checked)) != len(checked):
+        dupes = sorted({n for n in checked if checked.count(n) > 1})
         raise ValueError(f"@{decorator}: names repeated: {', '.join(dupes)}")
-    return tuple(names)  # type: ignore[return-value]
+    return tuple(checked)
 
 
 def special_outputs(*names: str, materialize: bool | tuple[str, ...] | list[str] = False) -> Callable[[F], F]:
@@ -96,17 +100,18 @@ def chain_breaker(func: F) -> F:
     return func
 
 
+# ``declared`` looks through partials, bound methods, staticmethods and callable instances.
 def get_special_outputs(func: Callable[..., Any]) -> tuple[str, ...]:
-    return tuple(getattr(func, "special_outputs", ()) or ())
+    return tuple(declared(func, "special_outputs", ()) or ())
 
 
 def get_special_inputs(func: Callable[..., Any]) -> tuple[str, ...]:
-    return tuple(getattr(func, "special_inputs", ()) or ())
+    return tuple(declared(func, "special_inputs", ()) or ())
 
 
 def get_materialized_outputs(func: Callable[..., Any]) -> tuple[str, ...]:
-    return tuple(getattr(func, "materialized_outputs", ()) or ())
+    return tuple(declared(func, "materialized_outputs", ()) or ())
 
 
 def is_chain_breaker(func: Callable[..., Any]) -> bool:
-    return bool(getattr(func, "chain_breaker", False))
+    return bool(declared(func, "chain_breaker", False))

@@ -11,22 +11,26 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
+from ._callables import readable_name
+from ._naming import COMPONENTS  # the plate components a step can vary over or group by (one home for every layer)
 from .config import ConfigOverrides
-from .patterns import function_name, normalize_pattern, PatternError
+from .patterns import normalize_pattern, PatternError
 
 if TYPE_CHECKING:
     from .compiler.context import ProcessingContext
 
 __all__ = ["COMPONENTS", "FunctionStep", "Pipeline", "as_step_list", "enabled_steps"]
 
-#: The plate components a step can vary over or group by.
-COMPONENTS: tuple[str, ...] = ("well", "site", "channel", "z_index", "timepoint")
-
 
 def _as_component_tuple(value: Any) -> tuple[Any, ...]:
+    """``"site"`` -> ``("site",)``; a list as a tuple; anything else kept whole for the check to name."""
+    if value is None:
+        return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if isinstance(value, (list, tuple, set, frozenset)) or (isinstance(value, Iterable) and not isinstance(value, Mapping)):
+        return tuple(value)
+    return (value,)
 
 
 class FunctionStep:
@@ -63,7 +67,10 @@ class FunctionStep:
         enabled: bool = True,
     ) -> None:
         self.func = func
-        self.name = name if name else _default_name(func)
+        if name is None or (isinstance(name, str) and not name):
+            self.name = _default_name(func)
+        else:
+            self.name = name if isinstance(name, str) else str(name)
         self.variable_components = _as_component_tuple(variable_components)
         self.group_by = group_by
         self.force_disk_output = bool(force_disk_output)
@@ -104,9 +111,11 @@ def _default_name(func: Any) -> str:
         pattern = normalize_pattern(func)
     except PatternError:
         return "step"
+    except Exception:  # noqa: BLE001 - an odd object in the pattern: the check reports it; the name stays plain
+        return "step"
     names = []
     for call in pattern.calls():
-        n = function_name(call.func).rsplit(".", 1)[-1]
+        n = readable_name(call.func).rsplit(".", 1)[-1]
         if n not in names:
             names.append(n)
     return " + ".join(names) if names else "step"
@@ -138,9 +147,19 @@ class Pipeline(Sequence[FunctionStep]):
         return f"Pipeline({self.steps!r}, name={self.name!r})"
 
 
-def as_step_list(pipeline: "Pipeline | Iterable[FunctionStep]") -> list[FunctionStep]:
-    """Accept a Pipeline or any iterable of steps."""
-    return list(pipeline.steps if isinstance(pipeline, Pipeline) else pipeline)
+def as_step_list(pipeline: "Pipeline | FunctionStep | Iterable[FunctionStep] | None") -> list[Any]:
+    """The steps of a Pipeline, a list, a tuple or a generator of steps, or of one step.
+
+    Anything else (a bare function, a string, a mapping) becomes a one-item list,
+    so the check reports it as "not a step" on its place instead of failing.
+    """
+    if pipeline is None:
+        return []
+    if isinstance(pipeline, Pipeline):
+        return list(pipeline.steps)
+    if isinstance(pipeline, FunctionStep) or isinstance(pipeline, (str, bytes, Mapping)) or not isinstance(pipeline, Iterable):
+        return [pipeline]
+    return list(pipeline)
 
 
 def enabled_steps(pipeline: "Pipeline | Iterable[FunctionStep]") -> list[FunctionStep]:

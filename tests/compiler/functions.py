@@ -98,5 +98,20 @@ class FakePlate:
     channel_names: dict = field(default_factory=lambda: {"1": "DAPI", "2": "FITC"})
     pixel_size: float | None = 0.65
     microscope_handler: FakeHandler = field(default_factory=FakeHandler)
+    format_name: str = "fake"
+    image_shape: tuple[int, int] = (8, 8)
+    dtype: str = "uint16"
+
+    def files_for_well(self, well: str) -> tuple:
+        """Every image of the well's grid, in plate order (named like ImageXpress files)."""
+        from itertools import product
+
+        from plateflow.plate import ImageFile
+
+        names = ("site", "channel", "z_index", "timepoint")
+        return tuple(
+            ImageFile(f"{well}_s{s}_w{c}_z{z}_t{t}.tif", well, s, c, z, t)
+            for s, c, z, t in product(*(self.components[n] for n in names))
+        )
 
 

@@ -89,7 +89,8 @@ def test_unknown_memory_type():
 def test_chain_memory_mismatch():
     (d,) = only(check([FunctionStep(func=[blur, torch_blur])]), "chain-memory-mismatch")
     assert (d.step_index, d.field) == (0, "func[1]")
-    assert "returns numpy" in d.message and "takes torch" in d.message
+    assert d.message.startswith("blur hands on numpy arrays but torch_blur takes torch arrays")
+    assert "output_type" not in d.hint and "split the chain into two steps" in d.hint
 
 
 def test_chain_with_declared_conversion_is_fine():
@@ -195,17 +196,19 @@ def test_missing_required_argument():
 
 
 @pytest.mark.parametrize(
-    "kwargs, field, words",
+    "kwargs, field, message, detail",
     [
-        ({"sigma": "big"}, "kwargs.sigma", "expected float"),
-        ({"sigma": 99.0}, "kwargs.sigma", "above the maximum 50"),
-        ({"sigma": -1}, "kwargs.sigma", "below the minimum 0"),
-        ({"mode": "wrap"}, "kwargs.mode", "not one of the choices: 'nearest', 'reflect'"),
+        ({"sigma": "big"}, "kwargs.sigma", "sigma must be a number, not the text 'big'", "expected float"),
+        ({"sigma": 99.0}, "kwargs.sigma", "sigma must be between 0 and 50, not 99.0", "above the maximum 50"),
+        ({"sigma": -1}, "kwargs.sigma", "sigma must be between 0 and 50, not -1", "below the minimum 0"),
+        ({"mode": "wrap"}, "kwargs.mode", "mode must be one of 'nearest', 'reflect', not the text 'wrap'", "not one of the choices"),
     ],
 )
-def test_invalid_kwarg_value(kwargs, field, words):
+def test_invalid_kwarg_value(kwargs, field, message, detail):
     (d,) = only(check([FunctionStep(func=(blur, kwargs))]), "invalid-kwarg-value")
-    assert (d.step_index, d.field) == (0, field) and words in d.message
+    assert (d.step_index, d.field, d.path) == (0, field, tuple(field.split(".")))
+    # the user's words first, the code-level detail in the hint
+    assert d.message == message and detail in d.hint and detail not in d.message
 
 
 def test_enum_kwarg_value_checked_against_members():

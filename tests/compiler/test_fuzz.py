@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,8 +15,17 @@ from .functions import FakePlate, assemble, blur, count, find_positions, pad, pr
 
 FUNCTIONS = [blur, scale, pad, to_torch, torch_blur, torch_to_numpy, find_positions, assemble, count, project, undecorated]
 KWARG_NAMES = ["sigma", "sigmaa", "mode", "factor", "width", "positions", "x"]
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 100), st.floats(-10, 100, allow_nan=False), st.sampled_from(["nearest", "reflect", "wrap", ""]), st.lists(st.integers(0, 3), max_size=3))
+
+
+class ReprFails:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+ODD_VALUES = st.sampled_from([np.zeros((2, 2)), np.zeros(3), np.bool_(True), np.float32(2.0), np.int64(1), ReprFails(), object(), {"a": [1]}, (1, "x"), float("nan"), b"x"])
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 100), st.floats(-10, 100, allow_nan=False), st.sampled_from(["nearest", "reflect", "wrap", ""]), st.lists(st.integers(0, 3), max_size=3), ODD_VALUES)
 COMPONENT_NAMES = ["site", "channel", "z_index", "timepoint", "well", "zindex", "chanel"]
+FUNCTIONS.append(functools.partial(blur, sigma=2.0))
 
 single = st.one_of(
     st.sampled_from(FUNCTIONS),
@@ -33,8 +45,8 @@ pattern = st.one_of(
 def steps(draw):
     return FunctionStep(
         func=draw(pattern),
-        variable_components=tuple(draw(st.lists(st.sampled_from(COMPONENT_NAMES), max_size=2, unique=True))),
-        group_by=draw(st.one_of(st.none(), st.sampled_from(COMPONENT_NAMES))),
+        variable_components=tuple(draw(st.lists(st.sampled_from(COMPONENT_NAMES), max_size=3))),
+        group_by=draw(st.one_of(st.none(), st.sampled_from(COMPONENT_NAMES), st.lists(st.sampled_from(COMPONENT_NAMES), max_size=2), st.integers())),
         force_disk_output=draw(st.booleans()),
         visualize=draw(st.booleans()),
     )

@@ -122,11 +122,30 @@ def test_phase_4_memory_types_conversions_and_visualizers(plate):
     assert [(p["input_memory_type"], p["output_memory_type"]) for p in plans] == [
         ("numpy", "numpy"), ("numpy", "torch"), ("torch", "numpy"), ("numpy", "numpy"),
     ]
-    # Data arrives as numpy from disk, and in the previous step's type from memory.
-    assert [p.input_arrives_as for p in plans] == ["numpy", "numpy", "torch", "numpy"]
+    # Planes arrive as numpy from disk and in the previous step's type from memory: no conversion here.
+    assert [(p.input_conversion, p.output_conversion) for p in plans] == [(None, None)] * 4
     assert [v.step_name for v in context.required_visualizers] == ["Blur", "Back"]
     assert plans[1]["func"].kind == "chain" and [c.name for c in plans[1]["func"].calls()][-1].endswith("torch_blur")
     assert plans[3]["func"].chains[None][0].kwargs == {"factor": 2.0}
+
+
+def test_phase_4_plans_the_conversions_around_disk(plate):
+    steps = [
+        FunctionStep(func=torch_blur, name="Torch first"),
+        FunctionStep(func=[torch_blur], force_disk_output=True, name="Saved torch"),
+        FunctionStep(func=[torch_blur, torch_to_numpy], name="Back"),
+    ]
+    context, orchestrator, resolved, state_map = run_phase_1(steps, plate)
+    plan_materialization_flags_for_context(context, resolved, orchestrator)
+    before = context.plans()
+    validate_memory_contracts_for_context(context, resolved, orchestrator, step_state_map=state_map)
+    plans = context.plans()
+    # The plate is read as numpy; a saved torch step is stored as numpy and read back as numpy.
+    assert [p.input_conversion for p in plans] == [("numpy", "torch"), None, ("numpy", "torch")]
+    assert [p.output_conversion for p in plans] == [None, ("torch", "numpy"), None]
+    # The phase made new plans and left the ones it was given as they were.
+    assert all(old is not new for old, new in zip(before, plans))
+    assert [p.input_memory_type for p in before] == [None, None, None] and before[0].input_conversion is None
 
 
 def test_phase_5_cpu_fallback_for_torch(plate):
@@ -253,3 +272,33 @@ def test_rebind_shares_frozen_plans_with_another_filemanager(plate):
     assert bound.step_plans is context.step_plans
     with pytest.raises(FrozenError):
         bound.well_id = "B01"
+
+
+def test_plans_change_only_into_new_plans(plate):
+    import dataclasses
+
+    (context,) = compile_pipeline([FunctionStep(func=find_positions), FunctionStep(func=assemble)], plate, wells=["A01"]).values()
+    plan = context.plans()[1]
+    moved = plan.evolve(output_dir="/elsewhere", special_inputs={"positions": {"path": "/p", "backend": "memory"}})
+    assert moved.output_dir == "/elsewhere" and plan.output_dir != "/elsewhere"
+    assert moved.special_inputs["positions"]["path"] == "/p" and plan.special_inputs["positions"]["path"] != "/p"
+    with pytest.raises(FrozenError):
+        moved["special_inputs"]["positions"]["path"] = "/q"  # changed values are frozen too
+    assert dataclasses.replace(plan, step_name="Renamed").step_name == "Renamed" and plan.step_name == "assemble"
+    with pytest.raises(TypeError, match="'no_such_field' is not a plan field; plan fields are: step_name"):
+        plan.evolve(no_such_field=1)
+    with pytest.raises(FrozenError, match="plan.evolve"):
+        del plan.output_dir
+
+
+def test_special_sources_name_the_producing_groups(plate):
+    steps = [FunctionStep(func={"1": find_positions, "2": blur}, group_by="channel", variable_components=("site", "z_index")), FunctionStep(func=assemble)]
+    (context,) = compile_pipeline(steps, plate, wells=["A02"]).values()
+    producer, consumer = context.plans()
+    # Only channel 1's entry produces it: one value per (channel 1, timepoint) group of the producer.
+    assert consumer.special_sources == {"positions": ((("channel", "1"), ("timepoint", "1")),)}
+    assert [dict(g.fixed) for g in producer.groups] == [
+        {"well": "A02", "channel": "1", "timepoint": "1"}, {"well": "A02", "channel": "2", "timepoint": "1"},
+    ]
+    assert len(producer.groups[0].files) == 2 * 3  # sites x z planes, in stack order
+    assert [(f.site, f.z_index) for f in producer.groups[0].files] == [(s, z) for s in ("1", "2") for z in ("1", "2", "3")]

@@ -99,19 +99,22 @@ def test_every_problem_is_reported_with_its_line() -> None:
           functon: numpy.label
         """
     )
-    by_field = {d.field: d for d in found}
-    assert by_field["colour"].line == 3 and "unknown key 'colour'" in by_field["colour"].message
-    unknown = by_field["steps[0].function"]
+    by_field = {(d.step_index, d.field): d for d in found}
+    assert by_field[None, "colour"].line == 3 and "unknown key 'colour'" in by_field[None, "colour"].message
+    unknown = by_field[0, "function"]
     assert unknown.line == 6 and unknown.message.startswith("no function named 'numpy.gaussian_filtre'")
     assert unknown.hint == "did you mean 'numpy.gaussian_filter'?"
-    assert by_field["steps[1].function.kwargs.radius"].line == 8
-    assert "below the minimum 1" in by_field["steps[1].function.kwargs.radius"].message
-    assert by_field["steps[1].function.kwargs.raduis"].hint == "did you mean 'radius'?"
-    assert by_field["steps[1].visualize"].line == 9
-    assert by_field["steps[1].variable_components"].hint == "did you mean 'well'?"
-    assert by_field["steps[1].config"].line == 11 and "num_workers" in by_field["steps[1].config"].message
-    assert by_field["steps[2].functon"].line == 13 and by_field["steps[2].functon"].hint == "did you mean 'function'?"
-    assert by_field["steps[2]"].message == "the step has no 'function'"
+    assert str(unknown).startswith("line 6, column 14: step 1 'Blur', function: no function named")  # steps count from 1
+    radius = by_field[1, "function.kwargs.radius"]
+    assert radius.line == 8 and radius.step_name == "Hat"
+    assert radius.message.startswith("radius ") and "below the minimum 1" in radius.hint  # the compiler's words and hint
+    assert by_field[1, "function.kwargs.raduis"].hint == "did you mean 'radius'?"
+    assert by_field[1, "visualize"].line == 9 and by_field[1, "visualize"].hint == "write visualize: true or visualize: false"
+    assert by_field[1, "variable_components"].hint == "did you mean 'well'?"
+    assert by_field[1, "config"].line == 11 and "num_workers" in by_field[1, "config"].hint
+    assert by_field[2, "functon"].line == 13 and by_field[2, "functon"].hint == "did you mean 'function'?"
+    assert by_field[2, ""].message == "the step has no 'function'" and by_field[2, ""].place == "step 3 'Keys'"
+    assert all(d.hint for d in found), [d for d in found if not d.hint]  # every problem says how to fix it
 
 
 @pytest.mark.parametrize(
@@ -130,6 +133,7 @@ def test_malformed_files_give_diagnostics(text: str, line: int, message: str) ->
     (diagnostic, *_) = _diagnostics(text)
     assert diagnostic.line == line
     assert message in diagnostic.message
+    assert diagnostic.hint  # with how to fix it
 
 
 def test_loading_never_runs_code_from_the_file(tmp_path: Path) -> None:
@@ -152,7 +156,8 @@ def test_error_message_lists_all_problems() -> None:
         parse_pipeline("plateflow: 1\nsteps:\n- function: numpy.nope\n- function: numpy.nada\n", source="p.yaml")
     text = str(caught.value)
     assert text.startswith("p.yaml: 2 problems in the pipeline file:")
-    assert "line 3, column 13: steps[0].function" in text and "line 4, column 13: steps[1].function" in text
+    assert "line 3, column 13: step 1, function: no function named 'numpy.nope'" in text
+    assert "line 4, column 13: step 2, function: no function named 'numpy.nada'" in text
     assert isinstance(caught.value, ValueError)
 
 
@@ -181,5 +186,5 @@ def test_upgraded_file_diagnostics_point_into_the_original() -> None:
     (diagnostic,) = _diagnostics(
         "plateflow: 0\nsteps:\n- function: numpy.gaussian_filter\n  args: {sigmaa: 3.0}\n"
     )
-    assert diagnostic.field == "steps[0].function.kwargs.sigmaa"
+    assert (diagnostic.step_index, diagnostic.field) == (0, "function.kwargs.sigmaa")
     assert diagnostic.line == 3  # the v0 'function' line: the kwargs moved under it

@@ -45,3 +45,21 @@ def test_unregistered_functions_cannot_be_exported() -> None:
 
     with pytest.raises(UnregisteredFunctionError, match="step 1 'local'"):
         export_script([FunctionStep(local)])
+
+
+def test_script_runs_a_plate_in_worker_processes_and_prints_a_summary(tmp_path: Path) -> None:
+    from plateflow.execution.demo import demo_pipeline
+    from plateflow.plate import generate_sample_plate
+
+    plate = generate_sample_plate(tmp_path / "plate", wells=("A01", "B02"), sites=1, channels=2, z_planes=2, size=(64, 64))
+    path = tmp_path / "count nuclei.py"
+    export_script(demo_pipeline(), path)
+    assert 'if __name__ == "__main__":' in path.read_text()  # worker processes re-import the script
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(path), str(plate), "-o", str(out), "--workers", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("2 well(s) done, 0 failed, 0 skipped in ") and f"outputs in {out}" in first
+    assert "RunReport(" not in done.stdout
+    assert (out / "object_counts.csv").is_file()

@@ -13,6 +13,16 @@ Tolerances (the numpy result is the reference):
 | label (int32)                            | torch, cupy: exact (raster-order numbering, |
 |                                          | as scipy); pyclesperanto: the same objects, |
 |                                          | compared up to relabelling                  |
+| bottom-hat, min/max filters, min proj.   | exact, same dtype                           |
+| threshold_manual, invert_intensity       | exact                                       |
+| mean_filter (float32 in [0, 1))          | atol 1e-5                                   |
+| variance_filter (float32 in [0, 1))      | atol 1e-5                                   |
+| laplace (float32 in [0, 1))              | atol 1e-5                                   |
+| difference_of_gaussians, subtract_       | atol 1e-5 (float input), as gaussian_filter |
+| gaussian_background                      |                                             |
+| std_projection                           | atol 1e-5                                   |
+| top_hat with downsample=4 (uint16)       | atol 1 (rounding of the interpolated        |
+|                                          | background to the integer dtype)            |
 
 Borders: every backend replicates the edge pixel (scipy ``mode="nearest"``,
 torch ``replicate``, pyclesperanto's only rule). cupy cases skip without a
@@ -30,6 +40,7 @@ RNG = np.random.default_rng(7)
 FLOAT = RNG.random((3, 33, 40)).astype(np.float32)
 UINT16 = (RNG.random((3, 33, 40)) * 4000).astype(np.uint16)
 MASK = (RNG.random((3, 33, 40)) > 0.55).astype(np.uint8)
+BIG_UINT16 = (RNG.random((2, 70, 61)) * 4000).astype(np.uint16)
 
 # (operation, input, options, comparison)
 CASES = [
@@ -48,6 +59,23 @@ CASES = [
     ("threshold_otsu", UINT16, {"per_slice": False}, ("exact",)),
     ("label", MASK, {"connectivity": 1}, ("labels",)),
     ("label", MASK, {"connectivity": 2}, ("labels",)),
+    ("top_hat", BIG_UINT16, {"radius": 9, "downsample": 4}, ("atol", 1.0)),
+    ("top_hat", BIG_UINT16, {"radius": 50, "downsample": 4}, ("atol", 1.0)),
+    ("bottom_hat", UINT16, {"radius": 3}, ("exact",)),
+    ("bottom_hat", FLOAT, {"radius": 2}, ("exact",)),
+    ("minimum_filter", UINT16, {"size": 5}, ("exact",)),
+    ("maximum_filter", FLOAT, {"size": 3}, ("exact",)),
+    ("mean_filter", FLOAT, {"size": 5}, ("atol", 1e-5)),
+    ("variance_filter", FLOAT, {"size": 3}, ("atol", 1e-5)),
+    ("laplace", FLOAT, {}, ("atol", 1e-5)),
+    ("difference_of_gaussians", FLOAT, {"low_sigma": 1.0, "high_sigma": 2.5}, ("atol", 1e-5)),
+    ("subtract_gaussian_background", FLOAT, {"sigma": 3.0}, ("atol", 1e-5)),
+    ("invert_intensity", UINT16, {}, ("exact",)),
+    ("invert_intensity", FLOAT, {}, ("exact",)),
+    ("min_projection", UINT16, {}, ("exact",)),
+    ("std_projection", FLOAT, {}, ("atol", 1e-5)),
+    ("threshold_manual", FLOAT, {"threshold": 0.4}, ("exact",)),
+    ("threshold_manual", UINT16, {"threshold": 2000.0}, ("exact",)),
 ]
 
 

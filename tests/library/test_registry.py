@@ -33,7 +33,8 @@ def test_every_bundled_function_is_listed_by_name() -> None:
         assert BACKEND_OPERATIONS <= {n.split(".", 1)[1] for n in registry.names(memory_type=memory_type)}
     assert registry.names(memory_type="torch") == [n for n in listed if n.startswith("torch.")]
     assert registry.names(category="projection", memory_type="numpy") == [
-        "numpy.best_focus_projection", "numpy.max_projection", "numpy.mean_projection", "numpy.sum_projection",
+        "numpy.best_focus_projection", "numpy.max_projection", "numpy.mean_projection", "numpy.min_projection",
+        "numpy.std_projection", "numpy.sum_projection",
     ]
     assert {"normalize", "filter", "background", "projection", "threshold", "segmentation", "measurement",
             "composite", "stitching"} <= set(registry.categories())
@@ -92,8 +93,11 @@ def test_format_function_table() -> None:
     table = registry.format_function_table(memory_type="numpy", category="threshold")
     lines = table.splitlines()
     assert lines[0].split() == ["NAME", "MEMORY", "TYPE", "CATEGORY", "AVAILABLE", "SUMMARY"]
-    assert [line.split()[0] for line in lines[1:]] == ["numpy.threshold_li", "numpy.threshold_local", "numpy.threshold_otsu"]
-    assert "Otsu threshold" in lines[3] and " yes " in lines[3]
+    assert [line.split()[0] for line in lines[1:]] == [
+        "numpy.threshold_isodata", "numpy.threshold_li", "numpy.threshold_local", "numpy.threshold_manual",
+        "numpy.threshold_mean", "numpy.threshold_otsu", "numpy.threshold_triangle", "numpy.threshold_yen",
+    ]
+    assert "Otsu threshold" in lines[6] and " yes " in lines[6]
 
 
 def _install_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry_points: str) -> None:

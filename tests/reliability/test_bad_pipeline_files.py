@@ -41,11 +41,11 @@ CORPUS: dict[str, tuple[str, list[tuple[int | None, str, str]]]] = {
         "  config: [1]\n",
         [
             (2, "name", "expected a string"),
-            (5, "steps[0].function.kwargs.sigma", "expected float"),
-            (6, "steps[0].variable_components", "expected a list of components"),
-            (7, "steps[0].force_disk_output", "expected true or false"),
-            (8, "steps[0].group_by", "unknown component 7"),
-            (9, "steps[0].config", "expected a mapping of settings"),
+            (5, "step 1 'Blur', function.kwargs.sigma", "sigma must be"),
+            (6, "step 1 'Blur', variable_components", "expected a list of components"),
+            (7, "step 1 'Blur', force_disk_output", "expected true or false"),
+            (8, "step 1 'Blur', group_by", "unknown component 7"),
+            (9, "step 1 'Blur', config", "expected a mapping of settings"),
         ],
     ),
     "steps-not-a-list": ("plateflow: 1\nsteps: {a: 1}\n", [(2, "steps", "expected a list of steps")]),
@@ -61,10 +61,10 @@ CORPUS: dict[str, tuple[str, list[tuple[int | None, str, str]]]] = {
         "  function:\n"
         "    '1': os.system\n",
         [
-            (4, "steps[0].function", "no function named 'numpy.gausian_filter'"),
-            (6, "steps[1].function[0].kwargs.radiuss", "unknown keyword argument 'radiuss'"),
-            (6, "steps[1].function[1]", "no function named 'torch.nonexistent'"),
-            (10, "steps[2].function['1']", "no function named 'os.system'"),
+            (4, "step 1 'Blur', function", "no function named 'numpy.gausian_filter'"),
+            (6, "step 2 'Clean', function[0].kwargs.radiuss", "unknown keyword argument 'radiuss'"),
+            (6, "step 2 'Clean', function[1]", "no function named 'torch.nonexistent'"),
+            (10, "step 3 'Dict', function['1']", "no function named 'os.system'"),
         ],
     ),
     "future-version": ("plateflow: 99\nname: from the future\nsteps: []\n", [(1, "plateflow", "written by a newer plateflow (format 99)")]),
@@ -72,11 +72,11 @@ CORPUS: dict[str, tuple[str, list[tuple[int | None, str, str]]]] = {
     "no-version": ("name: x\nsteps: []\n", [(1, "plateflow", "key is missing")]),
     "unknown-and-missing-keys": (
         "plateflow: 1\nstep: []\nsteps:\n- name: A\n  functon: numpy.max_projection\n",
-        [(2, "step", "unknown key 'step'"), (5, "steps[0].functon", "unknown key 'functon'"), (4, "steps[0]", "the step has no 'function'")],
+        [(2, "step", "unknown key 'step'"), (5, "step 1 'A', functon", "unknown key 'functon'"), (4, "step 1 'A'", "the step has no 'function'")],
     ),
     "duplicate-key": (
         "plateflow: 1\nsteps:\n- name: A\n  function: numpy.max_projection\n  function: numpy.top_hat\n",
-        [(5, "steps[0].function", "appears twice")],
+        [(5, "step 1 'A', function", "appears twice")],
     ),
     "not-a-mapping": ("- a\n- b\n", [(1, "", "a pipeline file is a mapping")]),
     "empty": ("", [(None, "", "a pipeline file is a mapping")]),
@@ -99,7 +99,7 @@ def test_every_problem_has_its_line_and_field(name, tmp_path):
         load_pipeline(path)
     error = caught.value
     assert error.source == str(path) and str(path) in str(error)
-    got = [(d.line, d.field, d.message) for d in error.diagnostics]
+    got = [(d.line, d.place, d.message) for d in error.diagnostics]  # place: "step 1 'Blur', function" (steps count from 1)
     assert len(got) == len(expected), got
     for line, field, words in expected:
         assert any(g_line == line and g_field == field and words in message for g_line, g_field, message in got), (line, field, words, got)
@@ -128,7 +128,7 @@ def test_cli_prints_each_diagnostic_with_file_and_line(tmp_path, capsys):
     assert main(["check", str(path)]) == 1
     printed = capsys.readouterr().out
     assert str(path) in printed
-    assert "line 4, column 13: steps[0].function: no function named 'numpy.gausian_filter'" in printed
+    assert "line 4, column 13: step 1 'Blur', function: no function named 'numpy.gausian_filter'" in printed
     assert "did you mean 'numpy.gaussian_filter'?" in printed
     assert main(["run", str(path), str(tmp_path / "no plate"), "-o", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()

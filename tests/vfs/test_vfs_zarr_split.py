@@ -39,17 +39,24 @@ def _metadata_hashes(store: Path, skip_well: str | None = None) -> dict[str, str
     }
 
 
-def test_plate_metadata_has_every_group_and_no_array(tmp_path):
+def _ngff_plate(store: Path):
+    """The store read and validated as an NGFF 0.5 HCS plate by ome-zarr-models (raises when invalid)."""
+    import zarr
+    from ome_zarr_models.v05.hcs import HCS
+
+    return HCS.from_zarr(zarr.open_group(str(store), mode="r"))
+
+
+def test_plate_metadata_lists_no_well_until_its_arrays_exist(tmp_path):
     store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
     root = json.loads((store / "zarr.json").read_text())["attributes"]
-    assert root["ome"]["plate"]["field_count"] == 2
-    assert {w["path"] for w in root["ome"]["plate"]["wells"]} == {"A/1", "A/2", "B/1", "C/12"}
-    well = json.loads((store / "C" / "12" / "zarr.json").read_text())["attributes"]["ome"]["well"]
-    assert [i["path"] for i in well["images"]] == ["0", "1"]
-    field = json.loads((store / "C" / "12" / "1" / "zarr.json").read_text())["attributes"]["ome"]
-    assert field["multiscales"][0]["datasets"][0]["path"] == "0"
-    assert [c["label"] for c in field["omero"]["channels"]] == ["DAPI", "FITC"]
-    assert not list(store.glob("*/*/*/0/zarr.json"))  # no arrays yet (field groups are A/1/0, arrays A/1/0/0)
+    plate = root["ome"]["plate"]
+    assert plate["field_count"] == 2
+    assert [r["name"] for r in plate["rows"]] == ["A", "B", "C"] and [c["name"] for c in plate["columns"]] == ["1", "2", "12"]
+    assert plate["wells"] == []  # a plate none of whose wells has run yet lists none
+    assert root["plateflow"]["layout"]["wells"] == list(WELLS)  # the planned wells are kept in plateflow's own layout
+    assert not list(store.glob("*/*/zarr.json"))  # no well group yet
+    assert _ngff_plate(store).ome_attributes.plate.wells == []
     assert not list(tmp_path.glob(".*.part"))  # the staging folder was renamed into place
     # same plate layout again: no-op; another: refused
     before = _metadata_hashes(store)
@@ -62,13 +69,30 @@ def test_plate_metadata_has_every_group_and_no_array(tmp_path):
     with pytest.raises(FileNotFoundError, match="well A01 has no arrays"):
         fm.save(np.zeros((16, 24), np.uint16), store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr")
 
+    create_well_arrays(store, "C12", z_indices=("1",), image_shape=(16, 24), dtype="uint16")
+    hcs = _ngff_plate(store)
+    assert [(w.path, w.rowIndex, w.columnIndex) for w in hcs.ome_attributes.plate.wells] == [("C/12", 2, 2)]
+    well = json.loads((store / "C" / "12" / "zarr.json").read_text())["attributes"]["ome"]["well"]
+    assert [i["path"] for i in well["images"]] == ["0", "1"]
+    field = json.loads((store / "C" / "12" / "1" / "zarr.json").read_text())["attributes"]["ome"]
+    assert field["multiscales"][0]["datasets"][0]["path"] == "0"
+    assert [(c["label"], c["color"]) for c in field["omero"]["channels"]] == [("DAPI", "0000FF"), ("FITC", "00FF00")]
+    create_well_arrays(store, "A02", z_indices=("1",), image_shape=(16, 24), dtype="uint16")
+    assert [w.path for w in _ngff_plate(store).ome_attributes.plate.wells] == ["A/2", "C/12"]  # plate order
+    fm.delete(store / "C" / "12", "zarr")
+    assert [w.path for w in _ngff_plate(store).ome_attributes.plate.wells] == ["A/2"]
+
 
 def test_well_arrays_touch_only_their_well(tmp_path):
     store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
+    create_well_arrays(store, "A01", z_indices=("1",), image_shape=(16, 24), dtype="uint16")
     others = _metadata_hashes(store, skip_well="B01")
     layout = create_well_arrays(store, "B01", z_indices=("1", "2", "3"), image_shape=(16, 24), dtype="uint16")
     assert layout.z_indices == ("1", "2", "3") and layout.image_shape == (16, 24) and layout.dtype == "uint16"
-    assert _metadata_hashes(store, skip_well="B01") == others
+    after = _metadata_hashes(store, skip_well="B01")
+    # Only the plate's list of wells changed (B/1 added), besides the new row group B.
+    assert {k: v for k, v in after.items() if k not in ("zarr.json", "B/zarr.json")} == {k: v for k, v in others.items() if k != "zarr.json"}
+    assert [w.path for w in _ngff_plate(store).ome_attributes.plate.wells] == ["A/1", "B/1"]
     array = json.loads((store / "B" / "1" / "1" / "0" / "zarr.json").read_text())
     assert array["shape"] == [1, 2, 3, 16, 24] and array["data_type"] == "uint16"
     window = json.loads((store / "B" / "1" / "0" / "zarr.json").read_text())["attributes"]["ome"]["omero"]["channels"][0]["window"]
@@ -103,14 +127,13 @@ def _make_and_write_well(store: str, well: str, z_count: int) -> int:
 
 def test_concurrent_workers_create_and_fill_their_own_wells(tmp_path):
     store = create_plate_metadata(tmp_path / "plate.zarr", _plate_layout())
-    plate_meta = _metadata_hashes(store)
-    plate_meta = {k: v for k, v in plate_meta.items() if k.count("/") == 0 or k.count("/") == 1}  # root and row groups
     ctx = multiprocessing.get_context("spawn")  # zarr runs an event-loop thread; do not fork it
     jobs = [(str(store), well, z) for well, z in zip(WELLS, (1, 2, 3, 1))]
     with ctx.Pool(4) as pool:
         written = pool.starmap(_make_and_write_well, jobs)
     assert written == [4, 8, 12, 4]
-    assert {k: v for k, v in _metadata_hashes(store).items() if k in plate_meta} == plate_meta
+    # Four processes listed their wells at once: the lock kept every one of them.
+    assert [w.path for w in _ngff_plate(store).ome_attributes.plate.wells] == ["A/1", "A/2", "B/1", "C/12"]
     fm = FileManager()
     for _, well, z_count in jobs:
         for z in range(1, z_count + 1):
@@ -130,3 +153,4 @@ def test_ome_zarr_reads_a_plate_with_a_well_never_written(tmp_path):
     image = list(ome_reader.Reader(ome_io.parse_url(str(store / "B" / "1" / "1")))())[0]
     np.testing.assert_array_equal(np.asarray(image.data[0])[0, 1, 1], _plane("B01", "2", "2", "2"))
     assert image.metadata["channel_names"] == ["DAPI", "FITC"]
+    assert [w.path for w in _ngff_plate(store).ome_attributes.plate.wells] == ["A/1", "A/2", "B/1"]  # C12 never ran

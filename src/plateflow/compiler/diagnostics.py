@@ -6,10 +6,11 @@ so one compile reports everything. ``CompileError`` carries the whole list.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Union
+
+from .._text import did_you_mean
 
 __all__ = [
     "Diagnostic",
@@ -19,9 +20,45 @@ __all__ = [
     "CodeInfo",
     "did_you_mean",
     "format_diagnostics",
+    "format_field",
+    "place_path",
+    "FieldPath",
 ]
 
 Severity = Literal["error", "warning"]
+
+#: A place in a step, as a tuple: ``("func", 1, "kwargs", "sigma")``.
+FieldPath = tuple[Union[str, int], ...]
+
+
+def format_field(path: Sequence[str | int]) -> str:
+    """The field string of a place: ``("func", 1, "kwargs", "sigma")`` -> ``"func[1].kwargs.sigma"``.
+
+    Right after a leading ``"func"`` come the function's place in the pattern:
+    a dict key renders ``['k']``, a chain index ``[i]``; every other element is
+    ``.name``, the leading dot dropped.
+    """
+    parts = list(path)
+    if not parts or parts[0] != "func":
+        return ".".join(str(part) for part in parts)
+    text, rest = "func", parts[1:]
+    if rest and isinstance(rest[0], str):  # a dict entry, maybe followed by its chain index
+        text += f"[{rest.pop(0)!r}]"
+    if rest and _is_index(rest[0]):
+        text += f"[{rest.pop(0)}]"
+    return ".".join([text, *(str(part) for part in rest)])
+
+
+def _is_index(part: object) -> bool:
+    return isinstance(part, int) and not isinstance(part, bool)
+
+
+def place_path(key: str | None, index: int | None) -> FieldPath:
+    """The pattern place of one function: ``()`` for a single function, ``("func", i)`` for
+    chain item i, ``("func", k)`` for dict entry k, ``("func", k, i)`` for item i of entry k."""
+    if key is None:
+        return () if index is None else ("func", index)
+    return ("func", key) if index is None else ("func", key, index)
 
 
 @dataclass(frozen=True)
@@ -50,7 +87,7 @@ CODES: dict[str, CodeInfo] = {
         CodeInfo("library-not-installed", "error", "A function's array library is not installed", "@torch function without torch installed", "Install the extra named in the hint, e.g. pip install 'plateflow[torch]'."),
         CodeInfo("no-gpu-device", "error", "A function needs a GPU that does not exist here", "@cupy function on a machine without a CUDA GPU", "Use the numpy or torch version of the function (torch runs on CPU), or run on a GPU machine."),
         CodeInfo("special-input-missing", "error", "A special input is produced by no step", "@special_inputs('positions') with no @special_outputs('positions') step", "Add a step that produces it before this one, or fix the name."),
-        CodeInfo("special-input-later", "error", "A special input is produced only by a later step", "assemble (step 1) needs positions from find_positions (step 2)", "Move the producing step before the consuming one."),
+        CodeInfo("special-input-later", "error", "A special input is produced only by a later step", "assemble (step 1) needs positions from find_positions (step 2)", "Move the producing step before the consuming one; inside one chain, put the producing function first."),
         CodeInfo("special-output-duplicate", "error", "Two steps produce the same special output", "two steps with @special_outputs('positions')", "Rename one of the outputs or remove one producer."),
         CodeInfo("special-output-unused", "warning", "A special output is consumed by no step", "@special_outputs('positions') with no consumer", "Add a consumer with @special_inputs, or ignore if intended."),
         CodeInfo("special-input-set-by-user", "error", "A keyword also arrives as a special input", "(assemble, {'positions': ...}) while positions is a special input", "Remove the keyword: its value comes from the producing step."),
@@ -67,6 +104,14 @@ CODES: dict[str, CodeInfo] = {
         CodeInfo("no-images", "error", "The plate has no images for a well", "a well folder with no images", "Check the plate folder."),
         CodeInfo("plate-error", "error", "The plate cannot be opened", "check(pipeline, '/no/such/folder')", "Point at a plate folder plateflow can read; the message says what was looked for."),
         CodeInfo("internal-error", "error", "plateflow itself failed while checking", "(a bug)", "Report it with the pipeline; the message names the exception."),
+        CodeInfo("kwargs-conflict", "error", "Keyword values that are fine alone but not together", "(normalize_percentile, {'low_percentile': 99, 'high_percentile': 1})", "Change one of the values the message names so the rule holds (here: low below high)."),
+        CodeInfo("stack-size-mismatch", "error", "A keyword value does not fit the number of images in each stack on this plate", "(composite_channels, {'weights': (1, 1, 1)}) on a plate with 2 channels, variable_components=('channel',)", "Give one value per image of the stack (the hint says how many), or None where the function allows it."),
+        CodeInfo("duplicate-component", "error", "A component is listed twice in variable_components", "variable_components=('site', 'site')", "List each component once."),
+        CodeInfo("well-is-variable", "error", "'well' is among the variable components", "variable_components=('well',)", "Remove it: each well is processed on its own; combine wells in a plate-level step."),
+        CodeInfo("group-by-list", "error", "group_by is given as a list", "group_by=['channel']", "Give one component name: group_by='channel'."),
+        CodeInfo("special-input-not-a-parameter", "error", "A special input the function has no parameter for", "@special_inputs('positions') on def assemble(stack)", "Add a keyword parameter of that name to the function, or remove the name from @special_inputs."),
+        CodeInfo("positional-only-kwarg", "error", "A keyword for a parameter that takes values only by position", "(f, {'sigma': 2}) where def f(stack, sigma=1, /)", "Make it a keyword parameter (move it after the /) or drop the keyword."),
+        CodeInfo("stack-as-kwarg", "error", "The image stack given as a keyword argument", "(f, {'stack': image}) where def f(stack, **kwargs)", "Remove it: the step hands the images to the function."),
         CodeInfo("invalid-config", "error", "A configuration value is not valid", "GlobalConfig(output_format='png')", "Use one of the valid values the message lists."),
     ]
 }
@@ -87,6 +132,9 @@ class Diagnostic:
     field: str
     message: str
     hint: str = ""
+    #: the same place as ``field``, as a tuple (``("func", 1, "kwargs", "sigma")``); ``()`` when
+    #: the diagnostic is about the whole step or pipeline
+    path: FieldPath = ()
 
     @property
     def is_error(self) -> bool:
@@ -141,15 +189,19 @@ class DiagnosticSink:
         code: str,
         step_index: int | None,
         step_name: str,
-        field: str,
+        field: str | None,
         message: str,
         hint: str = "",
         *,
         severity: Severity | None = None,
+        path: Sequence[str | int] | None = None,
     ) -> Diagnostic:
+        """Record one finding. Give its place as ``path`` (a tuple); ``field`` is then filled from it."""
         if code not in CODES:  # a programming error in a phase, not a user mistake
             raise KeyError(f"unknown diagnostic code {code!r}")
-        diagnostic = Diagnostic(severity or CODES[code].severity, code, step_index, step_name, field, message, hint)
+        place: FieldPath = tuple(path) if path is not None else ()
+        text = format_field(place) if path is not None else (field or "")
+        diagnostic = Diagnostic(severity or CODES[code].severity, code, step_index, step_name, text, message, hint, place)
         if diagnostic not in self._seen:
             self._seen.add(diagnostic)
             self._items.append(diagnostic)
@@ -166,8 +218,3 @@ class DiagnosticSink:
     def __len__(self) -> int:
         return len(self._items)
 
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``"did you mean 'sigma'?"`` or ``""``."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""

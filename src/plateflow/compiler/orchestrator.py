@@ -18,20 +18,22 @@ def default_output_root(plate_root: Path | str) -> Path:
     return root.with_name(f"{root.name}_plateflow")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Orchestrator:
-    """The plate (``None`` when checking without one), the run's config and its output folder."""
+    """The plate (``None`` when checking without one), the run's config and its output folder.
+
+    Read-only input of the phases: nothing is kept on it between wells (a
+    compile holds its well-independent results itself).
+    """
 
     plate: Any = None
     global_config: GlobalConfig = field(default_factory=GlobalConfig)
     plate_config: Mapping[str, Any] = field(default_factory=ConfigOverrides)
     output_root: str = ""
-    #: per-step checks and resolved config from the first well, reused for the others
-    resolved_states: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.output_root and self.plate is not None:
-            self.output_root = str(default_output_root(self.plate.root))
+            object.__setattr__(self, "output_root", str(default_output_root(self.plate.root)))
 
     @property
     def input_root(self) -> str:

@@ -1,4 +1,4 @@
-"""``PipelineCompiler``, ``compile_pipeline`` and ``check``.
+"""``PipelineCompiler`` and ``compile_pipeline`` (``check`` and ``analyze`` live in ``analysis``).
 
 A pipeline is compiled against a plate into one frozen ``ProcessingContext``
 per well. The per-step checks do not depend on the well, so they run once; the
@@ -19,12 +19,13 @@ from .context import ProcessingContext
 from .diagnostics import CompileError, Diagnostic, DiagnosticSink, did_you_mean
 from .orchestrator import Orchestrator
 
-__all__ = ["PipelineCompiler", "compile_pipeline", "check"]
+__all__ = ["PipelineCompiler", "compile_pipeline", "open_plate_like"]
 
 PlateLike = Any  # a Plate, or a path to a plate folder
 
 
-def _open(plate: PlateLike) -> Any:
+def open_plate_like(plate: PlateLike) -> Any:
+    """``None``, a ``Plate`` as is, or the plate at a folder path (indexed once)."""
     if plate is None:
         return None
     from ..plate import as_plate
@@ -60,9 +61,10 @@ class PipelineCompiler:
         plate_config: Mapping[str, Any] | None = None,
         output_root: str | os.PathLike[str] | None = None,
         filemanager: Any = None,
+        sink: DiagnosticSink | None = None,
     ) -> None:
         self.steps = enabled_steps(pipeline)  # disabled steps are kept in the pipeline, not compiled
-        self.plate = _open(plate)
+        self.plate = open_plate_like(plate)
         self.orchestrator = Orchestrator(
             plate=self.plate,
             global_config=config if config is not None else GlobalConfig(),
@@ -70,23 +72,38 @@ class PipelineCompiler:
             output_root=str(output_root) if output_root is not None else "",
         )
         self.filemanager = filemanager
-        self.sink = DiagnosticSink()
+        self.sink = sink if sink is not None else DiagnosticSink()
 
     @property
     def diagnostics(self) -> tuple[Diagnostic, ...]:
         return self.sink.diagnostics
 
-    def compile_context(self, well_id: str | None, well_index: int = 0) -> ProcessingContext:
-        """Run the five phases for one well; diagnostics go to ``self.sink``. Not frozen."""
-        context = ProcessingContext(self.orchestrator.global_config, well_id, self.filemanager)
+    def resolve(self) -> phases.ResolvedPipeline:
+        """The well-independent checks of the pipeline (diagnostics go to ``self.sink``)."""
+        return phases.resolve_pipeline(self.steps, self.orchestrator, self.sink)
+
+    def compile_context(self, well_id: str | None, well_index: int = 0, *, resolved: phases.ResolvedPipeline | None = None) -> ProcessingContext:
+        """Run the five phases for one well; diagnostics go to ``self.sink``. Not frozen.
+
+        ``resolved`` is the compile's :meth:`resolve` result, shared by its wells
+        (made here when not given).
+        """
+        orchestrator = self.orchestrator
+        if resolved is None:
+            resolved = self.resolve()
+        plans = phases.plan_steps(resolved, orchestrator, well_id)
+        plans = phases.declare_zarr_stores(plans, orchestrator)
+        plans = phases.plan_materialization_flags(plans)
+        plans, visualizers = phases.validate_memory_contracts(plans, resolved)
+        plans = phases.assign_gpu_resources(plans, well_index=well_index, sink=self.sink)
+        context = ProcessingContext(orchestrator.global_config, well_id, self.filemanager)
         context.diagnostics = self.sink
         context.well_index = well_index
-        already = self.orchestrator.resolved_states is not None
-        steps, state_map = self.initialize_step_plans_for_context(context, self.steps, self.orchestrator, steps_already_resolved=already)
-        self.declare_zarr_stores_for_context(context, steps, self.orchestrator)
-        self.plan_materialization_flags_for_context(context, steps, self.orchestrator)
-        self.validate_memory_contracts_for_context(context, steps, self.orchestrator, step_state_map=state_map)
-        self.assign_gpu_resources_for_context(context, steps, self.orchestrator)
+        context.plate = orchestrator.plate
+        context.output_root = orchestrator.output_root
+        context.step_plans = {plan.step_id: plan for plan in plans}
+        context.step_order = [plan.step_id for plan in plans]
+        context.required_visualizers = list(visualizers)
         return context
 
     def _select_wells(self, wells: Iterable[str] | None) -> list[str]:
@@ -112,9 +129,10 @@ class PipelineCompiler:
         if self.plate is None:
             raise ValueError("compile needs a plate; use check() to check a pipeline without one")
         chosen = self._select_wells(wells)
+        resolved = self.resolve()  # once per compile: the per-step checks do not depend on the well
         contexts: dict[str, ProcessingContext] = {}
         for index, well in enumerate(chosen):
-            contexts[well] = self.compile_context(well, index)
+            contexts[well] = self.compile_context(well, index, resolved=resolved)
             if index == 0 and self.sink.has_errors:
                 break  # the per-step errors are the same for every well
         if self.sink.has_errors or (wells is not None and not chosen):
@@ -123,10 +141,14 @@ class PipelineCompiler:
             context.freeze()
         return contexts
 
+    def check_context(self) -> ProcessingContext:
+        """The (unfrozen) context of the plate's first well, or of no well without a plate; diagnostics in ``self.sink``."""
+        well = self.plate.wells[0] if self.plate is not None and self.plate.wells else None
+        return self.compile_context(well)
+
     def check(self) -> tuple[Diagnostic, ...]:
         """Every diagnostic for the pipeline (against the plate's first well if there is a plate)."""
-        well = self.plate.wells[0] if self.plate is not None and self.plate.wells else None
-        self.compile_context(well)
+        self.check_context()
         return self.sink.diagnostics
 
 
@@ -146,23 +168,3 @@ def compile_pipeline(
     """
     compiler = PipelineCompiler(pipeline, plate, config=config, plate_config=plate_config, output_root=output_root, filemanager=filemanager)
     return compiler.compile(wells)
-
-
-def check(pipeline: Pipeline | Sequence[FunctionStep], plate: PlateLike = None, *, config: GlobalConfig | None = None) -> list[Diagnostic]:
-    """Every diagnostic for ``pipeline`` (and ``plate`` if given). Never raises.
-
-    This is what the pipeline editor calls on every edit.
-    """
-    sink = DiagnosticSink()
-    try:
-        opened = _open(plate)
-    except Exception as error:  # a bad plate is a finding, not a crash, in the editor
-        sink.add("plate-error", None, "", "plate", f"cannot open the plate {str(plate)!r}: {error}", "check the plate folder")
-        opened = None
-    try:
-        compiler = PipelineCompiler(pipeline, opened, config=config)
-        compiler.sink = sink
-        compiler.check()
-    except Exception as error:  # check() must never raise; report what broke instead
-        sink.add("internal-error", None, "", "", f"{type(error).__name__}: {error}", "this is a plateflow bug; please report it with the pipeline")
-    return list(sink.diagnostics)

@@ -1,24 +1,72 @@
-"""``StepPlan``: everything one step needs to run for one well, as a typed record.
+"""``StepPlan``: everything one step needs to run for one well, as a frozen, typed record.
 
 A plan is one class with named fields, and it also reads as a mapping with the
-seed's keys (``plan["read_backend"]``). The phases fill it in; ``freeze()``
-makes it and everything inside it read-only.
+seed's keys (``plan["read_backend"]``). Plans are immutable from the moment
+they are made: the compiler phases make new plans with ``dataclasses.replace``
+(or :meth:`StepPlan.evolve`), and execution reads nothing but plans.
+
+What execution reads:
+
+- ``groups``: the step's pattern groups for the well (:class:`PlannedGroup`), with
+  ``plan.input_paths(group)`` (stack order) and ``plan.output_paths(group)`` (one per plane);
+- ``read_backend`` / ``write_backend`` and the memory types: where planes come
+  from and go, and ``input_conversion`` / ``output_conversion``, the planned
+  conversions between the storage type and the function's types;
+- ``device`` / ``gpu_id``: where the step's arrays live;
+- ``special_inputs`` / ``special_outputs``: the VFS paths of the special values, and
+  ``special_sources``: the producing groups whose values a special input can read;
+- ``plate_image``: the plate's plane shape and dtype, for steps that read the plate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._frozen import FrozenError, freeze
+from .._frozen import FrozenDict, FrozenError, freeze
 from ..config import GlobalConfig
 from ..patterns import NormalizedPattern
 
-__all__ = ["StepPlan", "PLAN_KEYS"]
+__all__ = ["StepPlan", "PlannedGroup", "PLAN_KEYS"]
 
 
-@dataclass(eq=False)
+class PlannedGroup(NamedTuple):
+    """One stack a step's function receives for one well (the plan's own record of a pattern group).
+
+    Attributes:
+        well: the group's well.
+        fixed: values of every component not in the step's ``variable_components`` (well included).
+        group_key: value of the ``group_by`` component (the dict pattern key), or ``None``.
+        files: the images of the stack in stack order (``plate.model.ImageFile``), each with its
+            path relative to the plate; every output folder mirrors those relative paths.
+
+    Steps of one well with the same ``variable_components`` and ``group_by``
+    share their groups; each plan names the full paths of a group with
+    :meth:`StepPlan.input_paths` and :meth:`StepPlan.output_paths`.
+    """
+
+    well: str
+    fixed: Mapping[str, str]
+    group_key: str | None
+    files: tuple[Any, ...]  # plate.model.ImageFile: typed loosely so plans need no plate import
+
+    @property
+    def relpaths(self) -> tuple[str, ...]:
+        return tuple([image.path for image in self.files])
+
+    @property
+    def label(self) -> str:
+        """Short text for messages, e.g. ``"A01 channel=1 z_index=1"``."""
+        rest = " ".join(f"{k}={v}" for k, v in self.fixed.items() if k != "well")
+        return f"{self.well} {rest}".strip()
+
+
+def _join(folder: str, relpath: str) -> str:
+    return f"{folder.rstrip('/')}/{relpath}" if folder else relpath
+
+
+@dataclass(frozen=True, eq=False)
 class StepPlan(Mapping[str, Any]):
     # The seed's keys, in its order.
     step_name: str
@@ -32,8 +80,8 @@ class StepPlan(Mapping[str, Any]):
     output_memory_type: str | None = None
     gpu_id: int | None = None
     func: NormalizedPattern | None = None
-    special_inputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    special_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    special_inputs: Mapping[str, Mapping[str, str]] = field(default_factory=FrozenDict)
+    special_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=FrozenDict)
     zarr_config: Mapping[str, Any] | None = None
     force_disk_output: bool = False
     visualize: bool = False
@@ -46,12 +94,33 @@ class StepPlan(Mapping[str, Any]):
     chain_breaker: bool = False
     #: this step reads the plate's own images (first step, or after a chain breaker)
     reads_plate: bool = False
-    #: memory type the input arrives in before conversion ("numpy" from disk)
-    input_arrives_as: str | None = None
+    #: the well's pattern groups for this step, in run order
+    groups: tuple[PlannedGroup, ...] = ()
+    #: special input name -> fixed components (well left out) of each group of the producing
+    #: step, which saves one value per group it runs
+    special_sources: Mapping[str, tuple[tuple[tuple[str, str], ...], ...]] = field(default_factory=FrozenDict)
+    #: (memory type the planes arrive in, the function's input type), when they differ
+    input_conversion: tuple[str, str] | None = None
+    #: (the function's output type, the memory type the planes are stored in), when they differ
+    output_conversion: tuple[str, str] | None = None
+    #: ((Y, X), dtype name) of the plate's images, for a step that reads the plate; None if unknown
+    plate_image: tuple[tuple[int, ...], str] | None = None
     #: "cpu", "cuda:0", ... where the step's arrays live
     device: str = "cpu"
     config: GlobalConfig = field(default_factory=GlobalConfig)
-    _frozen: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._freeze_values(_FROZEN_CHECKED)
+
+    def _freeze_values(self, keys: Iterable[str]) -> None:
+        # Deeply immutable from the start; values the phases build are frozen already (cheap to keep).
+        for key in keys:
+            value = self.__dict__[key]
+            if key in _TUPLES:
+                if type(value) is not tuple:
+                    object.__setattr__(self, key, tuple(value))
+            elif value is not None and type(value) is not FrozenDict:
+                object.__setattr__(self, key, freeze(value))
 
     # -- mapping view -------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -69,39 +138,81 @@ class StepPlan(Mapping[str, Any]):
         return key in _KEY_SET
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key not in _KEY_SET:
-            raise KeyError(f"{key!r} is not a plan key; plan keys are: {', '.join(PLAN_KEYS)}")
-        setattr(self, key, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if getattr(self, "_frozen", False):
-            raise FrozenError(f"cannot set {name!r}: the plan of step {self.step_name!r} is frozen")
-        object.__setattr__(self, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenError(f"cannot delete {name!r} from a plan")
+        raise FrozenError(f"cannot set {key!r}: the plan of step {self.step_name!r} is frozen; make a new one with plan.evolve({key}=...)")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StepPlan):
             return NotImplemented
         return all(getattr(self, k) == getattr(other, k) for k in PLAN_KEYS)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # a Mapping with __eq__ and no stable hash: plans are not set members
 
     @property
     def is_frozen(self) -> bool:
-        return self._frozen
+        return True
 
     def freeze(self) -> "StepPlan":
-        """Make this plan and every value in it deeply read-only (idempotent)."""
-        if self._frozen:
-            return self
-        for key in PLAN_KEYS:
-            if key != "config":
-                object.__setattr__(self, key, freeze(getattr(self, key)))
-        object.__setattr__(self, "_frozen", True)
+        """Plans are frozen when made; kept so callers of the seed's API keep working."""
         return self
 
+    def evolve(self, **changes: Any) -> "StepPlan":
+        """A new plan with ``changes``, as ``dataclasses.replace`` makes it; this one is left as it is.
+
+        Faster than ``replace`` (the compiler makes thousands of plans per compile):
+        it copies the fields and freezes only the changed values.
+        """
+        unknown = [key for key in changes if key not in _KEY_SET]
+        if unknown:
+            raise TypeError(f"{', '.join(map(repr, unknown))} is not a plan field; plan fields are: {', '.join(PLAN_KEYS)}")
+        new = object.__new__(StepPlan)
+        state = new.__dict__
+        state.update(self.__dict__)
+        state.pop("_output_index", None)  # an index of the old plan's groups
+        state.update(changes)
+        new._freeze_values(key for key in changes if key in _FROZEN_CHECKED)
+        return new
+
+    def input_paths(self, group: PlannedGroup) -> tuple[str, ...]:
+        """Where each image of ``group`` is read from, in stack order."""
+        folder = self.input_dir
+        return tuple([_join(folder, image.path) for image in group.files])
+
+    def output_paths(self, group: PlannedGroup) -> tuple[str, ...]:
+        """Where each output plane of ``group`` is saved, in stack order; a projection writes the first."""
+        folder = self.output_dir
+        return tuple([_join(folder, image.path) for image in group.files])
+
+    def output_image(self, path: str) -> Any:
+        """The ``ImageFile`` whose output plane this plan saves at ``path``, or ``None``."""
+        return self._outputs().get(path)
+
+    def _outputs(self) -> dict[str, Any]:
+        found = self.__dict__.get("_output_index")
+        if found is None:
+            found = {out: image for group in self.groups for out, image in zip(self.output_paths(group), group.files)}
+            object.__setattr__(self, "_output_index", found)  # a cache of the frozen groups, not state
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_output_index", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+
+def _refuse_change(self: StepPlan, name: str, value: Any = None) -> None:
+    raise FrozenError(f"cannot change {name!r}: the plan of step {self.step_name!r} is frozen; make a new one with plan.evolve({name}=...)")
+
+
+# A frozen dataclass may not define these in its body; set after the decorator, they turn the
+# dataclass's FrozenInstanceError into plateflow's FrozenError (a TypeError, as for frozen mappings).
+StepPlan.__setattr__ = _refuse_change  # type: ignore[method-assign,assignment]  # see the comment above
+StepPlan.__delattr__ = _refuse_change  # type: ignore[method-assign,assignment]  # see the comment above
 
 PLAN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(StepPlan) if not f.name.startswith("_"))
 _KEY_SET = frozenset(PLAN_KEYS)
+_TUPLES = frozenset({"variable_components", "groups"})
+_FROZEN_CHECKED = ("special_inputs", "special_outputs", "special_sources", "zarr_config", "variable_components", "groups")

@@ -9,7 +9,7 @@ cache of step outputs (what napari's tuning uses).
 
 from __future__ import annotations
 
-from .runner import RunReport, run
+from .runner import RunInterrupted, RunReport, run
 from .sample import SampleRunner, SampleStepFailure, SampleStepOutput, run_sample
 from .step_runner import StepError, StepResult, process_step
 from .well import WellFailure, WellResult, run_well
@@ -17,6 +17,7 @@ from .well import WellFailure, WellResult, run_well
 __all__ = [
     "run",
     "RunReport",
+    "RunInterrupted",
     "run_well",
     "WellResult",
     "WellFailure",

@@ -75,7 +75,7 @@ import numpy as np
 
 from ..config import GlobalConfig
 from ..steps import as_step_list
-from .step_runner import StepError, _join, _parse_special_key, process_step, storable_dtype, table_rows
+from .step_runner import StepError, _join, _parse_special_key, _special_key, input_groups, process_step, special_entries, storable_dtype, table_rows
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
@@ -393,9 +393,11 @@ class SamplePlan:
         return tuple(self.fingerprints)
 
 
-def _relative(path: str, folder: str) -> str:
-    prefix = folder.rstrip("/") + "/"
-    return path[len(prefix):] if path.startswith(prefix) else posixpath.relpath(path, folder)
+def _filemanager(context: "ProcessingContext") -> "FileManager":
+    """The file manager ``prepare`` gave the context (every sample context has one)."""
+    if context.filemanager is None:
+        raise ValueError(f"the sample context of well {context.well_id!r} has no file manager; make it with SampleRunner.prepare")
+    return context.filemanager
 
 
 def _special_fixed(key: str, well: str) -> dict[str, str]:
@@ -531,30 +533,26 @@ class SampleRunner:
         return self._output(prepared, plan, fingerprint, entry, reused=False)
 
     def _collect(self, plan: "StepPlan", context: "ProcessingContext", paths: list[str], seconds: float) -> _CachedStep:
-        fm: "FileManager" = context.filemanager
-        handler = context.plate.microscope_handler
+        fm = _filemanager(context)
         found: list[tuple["ImageFile", np.ndarray]] = []
         for path in paths:
-            image = handler.parse_path(_relative(path, plan.output_dir))
+            image = plan.output_image(path)  # the plan names the image of each plane it saves
             if image is None:
                 continue
             plane = fm.load(path, "memory", memory_type="numpy")
             found.append((image, _read_only(np.array(plane, copy=True) if plane.flags.writeable else plane)))
         found.sort(key=lambda item: item[0].sort_key())
         specials: list[tuple[str, str, Any]] = []
+        own_groups = [tuple((k, v) for k, v in group.fixed.items() if k != "well") for group in plan.groups]
         for name, spec in plan.special_outputs.items():
-            try:
-                keys = fm.list(spec["path"], spec["backend"], recursive=False)
-            except FileNotFoundError:
-                keys = []
-            for key in keys:
-                specials.append((name, key, fm.load(_join(spec["path"], key), spec["backend"], memory_type=None)))
+            for path, fixed in special_entries(spec, own_groups, fm):
+                specials.append((name, _special_key(fixed), fm.load(path, spec["backend"], memory_type=None)))
         nbytes = sum(int(plane.nbytes) for _, plane in found) + sum(_size_of(value) for _, _, value in specials)
         return _CachedStep(tuple(i for i, _ in found), tuple(p for _, p in found), tuple(specials), seconds, nbytes)
 
     def _seed(self, plan: "StepPlan", context: "ProcessingContext", cached: _CachedStep) -> None:
         """Put a cached step's outputs where running the step would have saved them."""
-        fm: "FileManager" = context.filemanager
+        fm = _filemanager(context)
         for image, plane in zip(cached.images, cached.planes):
             fm.save(plane, _join(plan.output_dir, image.path), "memory")
         for name, key, value in cached.specials:
@@ -583,7 +581,7 @@ class SampleRunner:
     def _specials(self, prepared: SamplePlan, plan: "StepPlan", entry: _CachedStep) -> tuple[SpecialOutput, ...]:
         if not entry.specials:
             return ()
-        from ..plate.model import PatternGroup
+        from ..compiler.plan import PlannedGroup
 
         groups = self._input_groups(prepared, plan)
         found = []
@@ -591,29 +589,15 @@ class SampleRunner:
             fixed = _special_fixed(key, prepared.well)
             group = groups.get(tuple(sorted(fixed.items())))
             if group is None:
-                group = PatternGroup(well=prepared.well, fixed=fixed, group_key=None, files=())
+                group = PlannedGroup(well=prepared.well, fixed=fixed, group_key=None, files=())
             rows = table_rows(value, group, prepared.well)
             materialized = bool(plan.special_outputs.get(name, {}).get("materialize"))
             found.append(SpecialOutput(name, fixed, value, tuple(rows) if rows is not None else None, materialized))
         return tuple(found)
 
     def _input_groups(self, prepared: SamplePlan, plan: "StepPlan") -> dict[tuple[tuple[str, str], ...], Any]:
-        """The step's pattern groups (as ``run`` forms them), by their fixed components."""
-        context = prepared.context
-        handler = context.plate.microscope_handler
-        if plan.reads_plate:
-            images = list(context.plate.files_for_well(prepared.well))
-        else:
-            try:
-                relpaths = context.filemanager.list(plan.input_dir, plan.read_backend)
-            except FileNotFoundError:
-                relpaths = []
-            images = [image for image in map(handler.parse_path, relpaths) if image is not None and image.well == prepared.well]
-        try:
-            groups = handler.group_files(images, plan.variable_components, plan.group_by)
-        except ValueError:
-            return {}
-        return {tuple(sorted(group.fixed.items())): group for group in groups}
+        """The step's pattern groups as it received them (the plan's, less the planes not written), by their fixed components."""
+        return {tuple(sorted(group.fixed.items())): group for group, _ in input_groups(plan, _filemanager(prepared.context))}
 
     def _failure(self, prepared: SamplePlan, plan: "StepPlan", error: Exception, trace: str) -> SampleStepFailure:
         if isinstance(error, StepError):
@@ -631,7 +615,7 @@ class SampleRunner:
 
     def _forget(self, context: "ProcessingContext") -> None:
         """Drop the run's memory backend contents."""
-        memory = context.filemanager.backend("memory")
+        memory = _filemanager(context).backend("memory")
         clear = getattr(memory, "clear", None)
         if callable(clear):
             clear()

@@ -1,16 +1,22 @@
 """Run one step of one well from its frozen plan: ``process_step(step, context)``.
 
-A step only reads its plan and the VFS. For each pattern group of the well's
-input images it loads the slices, stacks and converts them to the function's
-memory type, runs the pattern, and saves the result back, one plane per image,
-under the plan's output folder with the input image's relative path.
+A step reads only its plan and the paths the plan names. For each of the
+plan's pattern groups it loads the slices from ``plan.input_paths(group)``,
+stacks and converts them to the function's memory type, runs the pattern, and
+saves the result back, one plane per image, to ``plan.output_paths(group)``
+(the input image's relative path under the plan's output folder). Nothing
+lists storage to find inputs and nothing parses file names: a worker needs no
+Plate. A step after another reads the planes its predecessor's plan names;
+those the predecessor did not write (a projection writes one plane per stack,
+a dict pattern skips the groups it has no entry for) are left out of the stack.
 
 Stack sizes: a function returns as many images as it was given (each output
 keeps its input's name) or one image from several (a projection: the output
 takes the first input image's name). Anything else is an error.
 
 Special outputs are saved per producing group under the output's VFS path,
-keyed by the group's fixed components. A consuming group receives the value
+keyed by the group's fixed components; the consuming plan's ``special_sources``
+names the producing groups. A consuming group receives the value
 of the producer group that matches it, tried in this order:
 
 1. the producer group with exactly the consumer's fixed components;
@@ -40,18 +46,19 @@ from ..memory.conversion import detect_memory_type
 from ..memory.stacking import stack_slices, unstack_slices
 from ..patterns import FunctionCall
 from ..special_io import get_special_inputs, get_special_outputs
-from ..steps import COMPONENTS
+from .._naming import COMPONENTS
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
-    from ..compiler.plan import StepPlan
-    from ..plate.model import ImageFile, PatternGroup
+    from ..compiler.plan import PlannedGroup, StepPlan
     from ..vfs import FileManager
 
 __all__ = [
     "StepError",
     "StepResult",
     "process_step",
+    "input_groups",
+    "special_entries",
     "run_plan",
     "storable_dtype",
     "table_rows",
@@ -117,6 +124,39 @@ class StepResult:
     skipped: int = 0
 
 
+def input_groups(plan: "StepPlan", filemanager: "FileManager") -> list[tuple["PlannedGroup", tuple[str, ...]]]:
+    """The plan's groups as the step receives them, each with the paths it reads, in stack order.
+
+    A step that reads the plate reads every image its plan names (a missing one
+    is this step's error, naming the file). A later step reads the planes its
+    predecessor wrote among those its plan names (a projection writes the first
+    plane of each stack, a dict pattern skips groups): the others are left out
+    of the stack, and a group with none left is not run.
+    """
+    found = []
+    for group in plan.groups:
+        paths = plan.input_paths(group)
+        if not plan.reads_plate:
+            present = [i for i, path in enumerate(paths) if filemanager.exists(path, plan.read_backend)]
+            if len(present) != len(paths):
+                if not present:
+                    continue
+                group = group._replace(files=tuple(group.files[i] for i in present))
+                paths = tuple(paths[i] for i in present)
+        found.append((group, paths))
+    return found
+
+
+def special_entries(spec: Mapping[str, Any], fixed_groups: Sequence[tuple[tuple[str, str], ...]], filemanager: "FileManager") -> list[tuple[str, dict[str, str]]]:
+    """(VFS path, fixed components) of each value saved under a special output ``spec`` by the given groups."""
+    found = []
+    for fixed in fixed_groups:
+        path = _join(spec["path"], _special_key(dict(fixed)))
+        if filemanager.exists(path, spec["backend"]):
+            found.append((path, dict(fixed)))
+    return found
+
+
 def process_step(step: Any, context: "ProcessingContext") -> StepResult:
     """Run ``step`` for the context's well, reading only the frozen plan; never changes the context."""
     return run_plan(context.plan(step), context)
@@ -140,7 +180,7 @@ def _join(folder: str, relpath: str) -> str:
     return posixpath.join(folder, relpath) if folder else relpath
 
 
-def _group_label(group: "PatternGroup") -> str:
+def _group_label(group: "PlannedGroup") -> str:
     rest = " ".join(f"{k}={v}" for k, v in group.fixed.items() if k != "well")
     return f"[{rest}]" if rest else "[whole well]"
 
@@ -163,13 +203,10 @@ class _Step:
         if context.filemanager is None:
             raise self.error("the context has no file manager; compile with filemanager=FileManager(...) "
                              "or run it through plateflow.execution.run_well")
-        if context.plate is None:
-            raise self.error("the context has no plate; compile the pipeline against a plate")
         self.fm: "FileManager" = context.filemanager
-        self.handler = context.plate.microscope_handler
         self.well = plan.well_id
 
-    def error(self, reason: str, call: FunctionCall | None = None, group: "PatternGroup | None" = None, file: str = "") -> StepError:
+    def error(self, reason: str, call: FunctionCall | None = None, group: "PlannedGroup | None" = None, file: str = "") -> StepError:
         return StepError(
             reason,
             step_index=self.plan.step_index,
@@ -181,36 +218,26 @@ class _Step:
         )
 
     # -- inputs ------------------------------------------------------------
-    def input_images(self) -> list["ImageFile"]:
-        plan = self.plan
-        if plan.reads_plate:
-            return list(self.context.plate.files_for_well(self.well))
-        try:
-            relpaths = self.fm.list(plan.input_dir, plan.read_backend)
-        except FileNotFoundError:
-            return []
-        images = []
-        for relpath in relpaths:
-            image = self.handler.parse_path(relpath)
-            if image is not None and image.well == self.well:
-                images.append(image)
-        return images
+    def input_groups(self) -> list[tuple["PlannedGroup", tuple[str, ...]]]:
+        return input_groups(self.plan, self.fm)
 
-    def load_stack(self, group: "PatternGroup") -> Any:
+    def load_stack(self, group: "PlannedGroup", paths: Sequence[str]) -> Any:
         plan = self.plan
         slices = []
-        for image in group.files:
+        for image, path in zip(group.files, paths):
             try:
-                slices.append(self.fm.load(_join(plan.input_dir, image.path), plan.read_backend, memory_type=None))
+                slices.append(self.fm.load(path, plan.read_backend, memory_type=None))
             except Exception as error:  # any reader failure becomes this step's error, naming the file
                 raise self.error(f"cannot load the image: {type(error).__name__}: {error}", group=group, file=image.path) from error
         self.check_slices(slices, group)
+        target = plan.input_memory_type or "numpy"
         try:
-            return stack_slices(slices, plan.input_memory_type or "numpy", plan.gpu_id)
+            return stack_slices(slices, target, plan.gpu_id)
         except (TypeError, ValueError) as error:
-            raise self.error(f"cannot stack the images as {plan.input_memory_type}: {error}", group=group) from error
+            source = f" from {plan.input_conversion[0]}" if plan.input_conversion else ""
+            raise self.error(f"cannot stack the images as {target}{source} on {plan.device}: {error}", group=group) from error
 
-    def check_slices(self, slices: list[Any], group: "PatternGroup") -> None:
+    def check_slices(self, slices: list[Any], group: "PlannedGroup") -> None:
         """Name the image that does not fit its stack, rather than fail (or promote) the whole stack.
 
         Plane shapes must agree within a stack. Images read from the plate must
@@ -222,7 +249,7 @@ class _Step:
         if not slices or not all(hasattr(s, "shape") and hasattr(s, "dtype") for s in slices):
             return
         files = group.files
-        plate = self._plate_header() if self.plan.reads_plate else None
+        plate = self.plan.plate_image if self.plan.reads_plate else None
         shapes = [tuple(int(n) for n in s.shape) for s in slices]
         expected_shape = _usual(shapes, plate[0] if plate is not None else None)
         for image, shape in zip(files, shapes):
@@ -245,28 +272,15 @@ class _Step:
                     file=image.path,
                 )
 
-    def _plate_header(self) -> tuple[tuple[int, ...], str] | None:
-        """The plate's (Y, X) and dtype name, or ``None`` when its header cannot be read."""
-        from ..plate import PlateError
-
-        plate = self.context.plate
-        try:
-            return tuple(plate.image_shape), str(np.dtype(plate.dtype))
-        except (PlateError, AttributeError, TypeError):
-            return None  # no readable header: the stack is compared with itself
-
     def load_specials(self) -> dict[str, list[tuple[dict[str, str], Any]]]:
+        """Each special input's values, one per producing group the plan names that saved one."""
         found: dict[str, list[tuple[dict[str, str], Any]]] = {}
         for name, spec in self.plan.special_inputs.items():
-            path, backend = spec["path"], spec["backend"]
-            try:
-                keys = self.fm.list(path, backend, recursive=False)
-            except FileNotFoundError:
-                keys = []
-            found[name] = [(_parse_special_key(key), self.fm.load(_join(path, key), backend, memory_type=None)) for key in keys]
+            entries = special_entries(spec, self.plan.special_sources.get(name, ()), self.fm)
+            found[name] = [(fixed, self.fm.load(path, spec["backend"], memory_type=None)) for path, fixed in entries]
         return found
 
-    def special_value(self, name: str, entries: list[tuple[dict[str, str], Any]], group: "PatternGroup", call: FunctionCall) -> Any:
+    def special_value(self, name: str, entries: list[tuple[dict[str, str], Any]], group: "PlannedGroup", call: FunctionCall) -> Any:
         own = {k: v for k, v in group.fixed.items() if k != "well"}
         if not entries:
             raise self.error(f"no value for special input {name!r}: the step that produces it made none for this well", call, group)
@@ -287,7 +301,7 @@ class _Step:
         )
 
     # -- running -----------------------------------------------------------
-    def run_chain(self, chain: Sequence[FunctionCall], stack: Any, group: "PatternGroup", specials: dict[str, list[tuple[dict[str, str], Any]]]) -> tuple[Any, dict[str, Any]]:
+    def run_chain(self, chain: Sequence[FunctionCall], stack: Any, group: "PlannedGroup", specials: dict[str, list[tuple[dict[str, str], Any]]]) -> tuple[Any, dict[str, Any]]:
         data = stack
         produced: dict[str, Any] = {}
         for call in chain:
@@ -327,7 +341,7 @@ class _Step:
             self.check_stack(data, call, group)
         return data, produced
 
-    def check_stack(self, data: Any, call: FunctionCall, group: "PatternGroup") -> None:
+    def check_stack(self, data: Any, call: FunctionCall, group: "PlannedGroup") -> None:
         try:
             detect_memory_type(data)
         except TypeError:
@@ -341,12 +355,15 @@ class _Step:
                 group,
             )
 
-    def output_names(self, data: Any, group: "PatternGroup", call: FunctionCall) -> list[str]:
+    def output_paths(self, data: Any, group: "PlannedGroup", call: FunctionCall) -> list[tuple[str, str]]:
+        """(relative path, full path) of each plane the result is saved as, from the plan."""
         n_in, n_out = len(group.files), int(data.shape[0])
+        paths = self.plan.output_paths(group)
+        named = [(image.path, path) for image, path in zip(group.files, paths)]
         if n_out == n_in:
-            return [image.path for image in group.files]
+            return named
         if n_out == 1:
-            return [group.files[0].path]  # a projection: the first image's name stands for the stack
+            return named[:1]  # a projection: the first image's name stands for the stack
         raise self.error(
             f"returned {n_out} images for a stack of {n_in}; return {n_in} (one per input image) or 1 (a projection)",
             call,
@@ -354,23 +371,27 @@ class _Step:
         )
 
     # -- outputs -----------------------------------------------------------
-    def save_planes(self, data: Any, names: list[str], group: "PatternGroup", call: FunctionCall) -> list[tuple[str, str]]:
+    def save_planes(self, data: Any, names: list[tuple[str, str]], group: "PlannedGroup", call: FunctionCall) -> list[tuple[str, str]]:
         plan = self.plan
         # zarr planes wait in memory: a well's arrays are shaped once its last step has made every plane.
         backend = "memory" if plan.write_backend == "zarr" else plan.write_backend
-        target = "numpy" if plan.write_backend in ("disk", "zarr") else (plan.output_memory_type or detect_memory_type(data))
+        if plan.output_conversion is not None:
+            target = plan.output_conversion[1]
+        elif plan.write_backend in ("disk", "zarr"):
+            target = "numpy"
+        else:
+            target = plan.output_memory_type or detect_memory_type(data)
         try:
             planes = unstack_slices(data, target, None if target == "numpy" else plan.gpu_id)
         except (TypeError, ValueError) as error:
             raise self.error(f"cannot split the result into planes: {error}", call, group) from error
         float_dtype = plan.config.float_output_dtype
         written = []
-        for relpath, plane in zip(names, planes):
+        for (relpath, path), plane in zip(names, planes):
             if isinstance(plane, np.ndarray):
                 wanted = storable_dtype(plane.dtype, float_dtype)
                 if wanted != plane.dtype:
                     plane = plane.astype(wanted)
-            path = _join(plan.output_dir, relpath)
             try:
                 self.fm.save(plane, path, backend)
             except Exception as error:  # a write failure is this step's error, naming the file
@@ -378,13 +399,13 @@ class _Step:
             written.append((backend, path))
         return written
 
-    def save_specials(self, produced: dict[str, Any], group: "PatternGroup") -> None:
+    def save_specials(self, produced: dict[str, Any], group: "PlannedGroup") -> None:
         key = _special_key(group.fixed)
         for name, spec in self.plan.special_outputs.items():
             if name in produced:
                 self.fm.save(produced[name], _join(spec["path"], key), spec["backend"])
 
-    def materialize(self, name: str, values: list[tuple["PatternGroup", Any]]) -> tuple[list[str], str | None]:
+    def materialize(self, name: str, values: list[tuple["PlannedGroup", Any]]) -> tuple[list[str], str | None]:
         """Save a materialized output: the well's partial table, or one file per group."""
         root = self.context.output_root.rstrip("/") or "."
         files: list[str] = []
@@ -413,21 +434,21 @@ def _usual(values: list[Any], preferred: Any) -> Any:
     return max(values, key=lambda v: (values.count(v), -values.index(v)))
 
 
-def table_rows(value: Any, group: "PatternGroup", well: str | None) -> list[dict[str, Any]] | None:
+def table_rows(value: Any, group: "PlannedGroup", well: str | None) -> list[dict[str, Any]] | None:
     """Rows of a table-like value with ``well`` and component columns first; ``None`` if not a table.
 
     Tables are lists of dict rows, a dict of equal-length columns, or one dict (one row).
     """
     if isinstance(value, Mapping):
-        columns = {str(k): v for k, v in value.items()}
-        if columns and all(isinstance(v, (list, tuple, np.ndarray)) for v in columns.values()):
-            lengths = {len(v) for v in columns.values()}
+        table = {str(k): v for k, v in value.items()}
+        if table and all(isinstance(v, (list, tuple, np.ndarray)) for v in table.values()):
+            lengths = {len(v) for v in table.values()}
             if len(lengths) != 1:
                 return None
             n = lengths.pop()
-            rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+            rows = [{k: v[i] for k, v in table.items()} for i in range(n)]
         else:
-            rows = [columns]
+            rows = [table]
     elif isinstance(value, (list, tuple)) and all(isinstance(r, Mapping) for r in value):
         rows = [{str(k): v for k, v in r.items()} for r in value]
     else:
@@ -455,27 +476,25 @@ def run_plan(plan: "StepPlan", context: "ProcessingContext") -> StepResult:
     runner = _Step(plan, context)
     if plan.func is None:
         raise runner.error("the plan has no function; compile the pipeline before running it")
-    images = runner.input_images()
-    if not images:
+    groups = runner.input_groups()
+    if not groups:
         raise runner.error(f"no input images for this well in {plan.input_dir} ({plan.read_backend})")
-    try:
-        groups = runner.handler.group_files(images, plan.variable_components, plan.group_by)
-    except ValueError as error:
-        raise runner.error(f"cannot group the images: {error}") from error
     specials = runner.load_specials()
     # Results are written only by runs that write outputs (not by napari's in-memory tuning runs).
-    materialized = {name: [] for name, spec in plan.special_outputs.items() if spec.get("materialize") and plan.config.write_outputs}
+    materialized: dict[str, list[tuple["PlannedGroup", Any]]] = {
+        name: [] for name, spec in plan.special_outputs.items() if spec.get("materialize") and plan.config.write_outputs
+    }
     outputs: list[tuple[str, str]] = []
     ran = skipped = 0
-    for group in groups:
+    for group, paths in groups:
         if plan.func.is_dict and group.group_key not in plan.func.chains:
             skipped += 1  # a dict pattern runs only the component values it names
             continue
         chain = plan.func.chain_for(group.group_key)
-        stack = runner.load_stack(group)
+        stack = runner.load_stack(group, paths)
         data, produced = runner.run_chain(chain, stack, group, specials)
         del stack
-        names = runner.output_names(data, group, chain[-1])
+        names = runner.output_paths(data, group, chain[-1])
         outputs.extend(runner.save_planes(data, names, group, chain[-1]))
         runner.save_specials(produced, group)
         for name, values in materialized.items():

@@ -18,16 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..plate.model import natural_sorted
 from .step_runner import StepError, run_plan
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
     from ..vfs import FileManager
 
-__all__ = ["WellFailure", "WellResult", "run_well", "bind_context", "pack_context", "unpack_context"]
+__all__ = ["WellFailure", "WellResult", "run_well", "bind_context", "pack_context", "unpack_context", "new_filemanager"]
 
 StepCallback = Callable[[str, int, int, str], None]
 
@@ -105,30 +102,52 @@ class WellResult:
 
 
 def bind_context(context: "ProcessingContext", *, plate: Any = None, filemanager: "FileManager | None" = None) -> "ProcessingContext":
-    """A copy of a frozen context that uses another plate object and file manager."""
+    """A copy of a frozen context that uses another file manager (``plate`` is kept for older callers)."""
     return context.rebind(plate=plate, filemanager=filemanager)
 
 
 def pack_context(context: "ProcessingContext") -> bytes:
-    """The context as bytes without its plate index and file manager (a few kB per well).
+    """The context as bytes, without the plate index and the file manager.
 
-    Workers get the plate index once (not once per well) and make their own file manager.
+    A well runs from its plans alone, so a worker needs no Plate: it makes its
+    own file manager (see :func:`new_filemanager`) and unpacks the context.
     """
     detached = context.rebind(filemanager=None)
     object.__setattr__(detached, "plate", None)
     return pickle.dumps(detached, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack_context(blob: bytes, plate: Any, filemanager: "FileManager") -> "ProcessingContext":
+def unpack_context(blob: bytes, *args: Any) -> "ProcessingContext":
+    """The packed context bound to a file manager: ``unpack_context(blob, filemanager)``.
+
+    The older form ``unpack_context(blob, plate, filemanager)`` still works; the
+    plate is not needed (execution reads only the plans) and is left out.
+    """
+    if len(args) == 1:
+        (filemanager,) = args
+    elif len(args) == 2:
+        _plate, filemanager = args
+    else:
+        raise TypeError(f"unpack_context(blob, filemanager) takes 2 arguments ({1 + len(args)} given)")
     context = pickle.loads(blob)
-    return context.rebind(plate=plate, filemanager=filemanager)
+    return context.rebind(filemanager=filemanager)
 
 
-def new_filemanager(plate: Any) -> "FileManager":
-    """A file manager that refuses every write under the plate's folder."""
+def new_filemanager(read_only_root: "str | os.PathLike[str] | Any") -> "FileManager":
+    """A file manager that refuses every write under the plate folder ``read_only_root`` (a ``Plate`` works too)."""
     from ..vfs import FileManager
 
-    return FileManager(read_only_roots=[plate.root])
+    root = getattr(read_only_root, "root", read_only_root)
+    return FileManager(read_only_roots=[root])
+
+
+def _plate_root(context: "ProcessingContext") -> str:
+    """The folder the context's first plan reads the plate from (the folder to protect)."""
+    plans = context.plans()
+    for plan in plans:
+        if plan.reads_plate:
+            return plan.input_dir
+    raise ValueError(f"the context of well {context.well_id!r} has no step that reads the plate; compile the pipeline against a plate")
 
 
 # -- one well ---------------------------------------------------------------------
@@ -141,7 +160,7 @@ def run_well(context: "ProcessingContext", *, on_step: StepCallback | None = Non
     A context without a file manager gets one that protects the plate.
     """
     if context.filemanager is None:
-        context = bind_context(context, filemanager=new_filemanager(context.plate))
+        context = bind_context(context, filemanager=new_filemanager(_plate_root(context)))
     well = str(context.well_id)
     plans = context.plans()
     root = context.output_root.rstrip("/") or "."
@@ -163,8 +182,9 @@ def run_well(context: "ProcessingContext", *, on_step: StepCallback | None = Non
             tables.update(result.tables)
             if plan.write_backend == "zarr":
                 buffered = [path for _, path in result.outputs]
-            if previous is not None and previous.write_backend == "memory":
-                # Only the next step reads a step's images: free them as soon as it has run.
+            if previous is not None and previous.write_backend == "memory" and plan.write_backend != "zarr":
+                # Only the next step reads a step's images: free them as soon as it has run
+                # (the zarr flush still shows labels over the images they were made from).
                 _free_images(context, previous)
             previous = plan
         current = None
@@ -212,24 +232,22 @@ def free_well_memory(context: "ProcessingContext") -> None:
 def _free_images(context: "ProcessingContext", plan: Any) -> None:
     """Delete the images ``plan`` keeps in memory for the context's well (other wells' stay)."""
     fm = context.filemanager
-    if fm is None or context.plate is None:
+    if fm is None:
         return
-    handler = context.plate.microscope_handler
-    try:
-        relpaths = fm.list(plan.output_dir, "memory")
-    except FileNotFoundError:
-        return
-    for relpath in relpaths:
-        image = handler.parse_path(relpath)
-        if image is not None and image.well == context.well_id:
-            fm.delete(f"{plan.output_dir}/{relpath}", "memory")
+    for group in plan.groups:
+        for path in plan.output_paths(group):
+            if fm.exists(path, "memory"):
+                fm.delete(path, "memory")
 
 
 # -- zarr output ------------------------------------------------------------------
 
 
-def plate_layout(zarr_config: Any, microscope: str | None) -> Any:
-    """The plate-level ``ZarrPlateLayout`` of a compiled ``zarr_config`` (no arrays' part)."""
+def plate_layout(zarr_config: Any, microscope: str | None = None) -> Any:
+    """The plate-level ``ZarrPlateLayout`` of a compiled ``zarr_config`` (no arrays' part).
+
+    ``microscope`` defaults to the format the plan recorded.
+    """
     from ..vfs import ZarrPlateLayout
 
     return ZarrPlateLayout(
@@ -239,7 +257,7 @@ def plate_layout(zarr_config: Any, microscope: str | None) -> Any:
         timepoints=tuple(zarr_config["timepoints"]),
         channel_names=dict(zarr_config.get("channel_names") or {}),
         pixel_size=zarr_config.get("pixel_size"),
-        microscope=microscope,
+        microscope=microscope if microscope is not None else zarr_config.get("microscope"),
         name=zarr_config.get("plate_name"),
         compressor=zarr_config.get("compressor") or "zstd",
     )
@@ -255,14 +273,12 @@ def _flush_zarr(context: "ProcessingContext", plan: Any, buffered: list[str]) ->
     from ..vfs import ProtectedPathError, create_plate_metadata
 
     fm = context.filemanager
-    assert fm is not None
-    plate = context.plate
-    handler = plate.microscope_handler
+    assert fm is not None, "run_well binds a file manager before any step runs"
     config = plan.zarr_config
     well = context.well_id
     planes = []
     for path in buffered:
-        image = handler.parse_path(_relative(path, plan.output_dir))
+        image = plan.output_image(path)
         if image is not None:
             planes.append((image, fm.load(path, "memory")))
     if not planes:
@@ -270,23 +286,18 @@ def _flush_zarr(context: "ProcessingContext", plan: Any, buffered: list[str]) ->
     shapes = {tuple(data.shape) for _, data in planes}
     if len(shapes) != 1:
         raise StepError(f"the last step wrote planes of several shapes {sorted(shapes)}; one zarr array holds one shape", step_index=plan.step_index, step_name=plan.step_name, well=well)
-    dtype = np.result_type(*[data.dtype for _, data in planes])
     store = str(config["store_path"])
     if fm.is_protected(store):
         raise ProtectedPathError(f"refusing to write the plate store {store}: it is inside a read-only root (the input plate)")
     if not Path(store, "zarr.json").is_file():
-        create_plate_metadata(store, plate_layout(config, plate.format_name))
-    fm.backend("zarr").create_well_arrays(  # type: ignore[attr-defined]
-        store,
-        str(well),
-        z_indices=natural_sorted({image.z_index for image, _ in planes}),
-        image_shape=shapes.pop(),
-        dtype=dtype,
-    )
+        create_plate_metadata(store, plate_layout(config))
+    # The last step's inputs, so label images are shown over the images they were made from.
+    sources = [
+        (image.components, fm.load(f"{plan.input_dir}/{image.path}", plan.read_backend))
+        for image, _ in planes
+        if fm.exists(f"{plan.input_dir}/{image.path}", plan.read_backend)
+    ]
+    fm.backend("zarr").write_well(store, str(well), [(image.components, data) for image, data in planes], sources=sources)  # type: ignore[attr-defined]  # ZarrBackend's own method, not part of StorageBackend
     root = context.output_root.rstrip("/") or "."
     name = Path(store).name
-    written = []
-    for image, data in planes:
-        fm.save(data, f"{store}/{image.path}", "zarr", components=image.components)
-        written.append(f"{root}/{name}/{image.path}")
-    return written
+    return [f"{root}/{name}/{image.path}" for image, _ in planes]

@@ -32,7 +32,6 @@ of older formats are upgraded on load, one version at a time.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import os
 import typing
@@ -43,9 +42,10 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigOverrides
+from .._text import did_you_mean
+from ..config import ConfigOverrides, GlobalConfig
 from ..patterns import PatternError, normalize_pattern
-from ..signatures import accepts_var_keyword, check_value, describe_parameters
+from ..signatures import accepts_var_keyword, describe_parameters, explain_value
 from ..steps import COMPONENTS, FunctionStep, Pipeline, as_step_list
 
 __all__ = [
@@ -73,17 +73,36 @@ Path_ = tuple[Any, ...]  # keys and indices from the document root to a node
 
 @dataclass(frozen=True)
 class FileDiagnostic:
-    """One problem in a pipeline file. ``line`` and ``column`` count from 1 (``None`` when unknown)."""
+    """One problem in a pipeline file.
+
+    ``line`` and ``column`` count from 1 (``None`` when unknown). For a problem
+    inside a step, ``step_index`` is the step's place in the file (0-based, like
+    the compiler's diagnostics; shown to people as "step 1") and ``field`` is the
+    key inside that step (``function[1].kwargs.radius``, ``variable_components``);
+    otherwise ``step_index`` is ``None`` and ``field`` a top-level key.
+    """
 
     line: int | None
     column: int | None
     field: str
     message: str
     hint: str = ""
+    step_index: int | None = None
+    step_name: str = ""
+
+    @property
+    def place(self) -> str:
+        """Where, in words: ``"step 2 'Clean', function[0].kwargs.radiuss"``."""
+        parts = []
+        if self.step_index is not None:
+            parts.append(f"step {self.step_index + 1}" + (f" {self.step_name!r}" if self.step_name else ""))
+        if self.field:
+            parts.append(self.field)
+        return ", ".join(parts)
 
     def __str__(self) -> str:
         where = f"line {self.line}, column {self.column}" if self.line is not None else "file"
-        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        text = f"{where}: {self.place}: {self.message}" if self.place else f"{where}: {self.message}"
         return f"{text} ({self.hint})" if self.hint else text
 
 
@@ -223,9 +242,11 @@ UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0
 # ---------------------------------------------------------------- loading
 
 
+_NAMES_HINT = "`plateflow functions` lists the registered names"
+
+
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(choices)}"
+    return did_you_mean(word, choices) or f"valid: {', '.join(choices)}"
 
 
 def _type_name(value: Any) -> str:
@@ -260,7 +281,20 @@ class _Reader:
         node = self.node(path, key)
         line = node.start_mark.line + 1 if node is not None else None
         column = node.start_mark.column + 1 if node is not None else None
-        self.diagnostics.append(FileDiagnostic(line, column, field_name, message, hint))
+        step_index, step_name = self.step_of(path)
+        self.diagnostics.append(FileDiagnostic(line, column, field_name, message, hint, step_index, step_name))
+
+    def step_of(self, path: Path_) -> tuple[int | None, str]:
+        """The step a path lies in (its index and name as the file gives it), or ``(None, "")``."""
+        if len(path) < 2 or path[0] != "steps" or not isinstance(path[1], int):
+            return None, ""
+        step = self.node(("steps", path[1]))
+        name = ""
+        if isinstance(step, yaml.MappingNode):
+            name_node = next((v for k, v in step.value if str(k.value) == "name"), None)
+            if isinstance(name_node, yaml.ScalarNode) and name_node.tag.endswith(":str"):
+                name = str(name_node.value)
+        return path[1], name
 
     def unknown_keys(self, mapping: Mapping[str, Any], known: Sequence[str], path: Path_, prefix: str) -> None:
         for k in mapping:
@@ -270,10 +304,10 @@ class _Reader:
 
     def duplicate_keys(self, node: yaml.Node | None) -> None:
         """YAML lets a later key silently replace an earlier one; a pipeline file may not."""
-        stack: list[tuple[yaml.Node | None, str]] = [(node, "")]
+        stack: list[tuple[yaml.Node | None, Path_]] = [(node, ())]
         seen_nodes: set[int] = set()  # an alias repeats a node: look at it once
         while stack:
-            current, prefix = stack.pop()
+            current, path = stack.pop()
             if current is None or id(current) in seen_nodes:
                 continue
             seen_nodes.add(id(current))
@@ -281,16 +315,35 @@ class _Reader:
                 seen: set[str] = set()
                 for k, v in current.value:
                     name = str(k.value)
-                    where = f"{prefix}.{name}" if prefix else name
                     if name in seen:
                         mark = k.start_mark
-                        self.diagnostics.append(
-                            FileDiagnostic(mark.line + 1, mark.column + 1, where, f"key {name!r} appears twice", "keep one")
-                        )
+                        step_index, step_name = self.step_of((*path, name))
+                        where = _field_of((*path, name)[2:] if step_index is not None else (*path, name))
+                        self.diagnostics.append(FileDiagnostic(
+                            mark.line + 1, mark.column + 1, where, f"key {name!r} appears twice",
+                            "keep one: YAML would silently use the last", step_index, step_name,
+                        ))
                     seen.add(name)
-                    stack.append((v, where))
+                    stack.append((v, (*path, name)))
             elif isinstance(current, yaml.SequenceNode):
-                stack.extend((item, f"{prefix}[{i}]") for i, item in enumerate(current.value))
+                stack.extend((item, (*path, i)) for i, item in enumerate(current.value))
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _field_of(path: Path_) -> str:
+    """A path inside the document as a field: ``function[0].kwargs.sigma``, ``function['1']``."""
+    text = ""
+    for position, part in enumerate(path):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif position > 0 and path[position - 1] == "function":
+            text += f"[{part!r}]"  # a dict pattern's key
+        else:
+            text += f".{part}" if text else str(part)
+    return text
 
 
 #: Most values (scalars, list items, mapping entries) a file may hold once its aliases are expanded.
@@ -383,17 +436,19 @@ class _StepReader:
         from ..library import registry
 
         if not isinstance(name, str):
-            self.reader.report(path, where, f"expected a function name, got {_type_name(name)}", "e.g. numpy.gaussian_filter")
+            self.reader.report(path, where, f"expected a function name, got {_type_name(name)}", f"name a registered function, e.g. numpy.gaussian_filter; {_NAMES_HINT}")
             return None
         try:
             return registry.get(name)
         except KeyError:
-            self.reader.report(path, where, f"no function named {name!r} in the registry", _did_you_mean(name, registry.names()))
+            close = did_you_mean(name, registry.names())
+            self.reader.report(path, where, f"no function named {name!r} in the registry", close or _NAMES_HINT)
             return None
 
     def kwargs(self, func: Callable[..., Any] | None, kwargs: Any, path: Path_, where: str) -> dict[str, Any]:
         if not isinstance(kwargs, dict):
-            self.reader.report(path, where, f"keyword arguments must be a mapping, got {_type_name(kwargs)}")
+            self.reader.report(path, where, f"keyword arguments must be a mapping, got {_type_name(kwargs)}",
+                               "write them as a mapping after the name: [numpy.gaussian_filter, {sigma: 2.0}]")
             return {}
         result = dict(kwargs)
         if func is None:
@@ -409,9 +464,12 @@ class _StepReader:
                 continue
             if name in tuples and isinstance(value, list):
                 value = result[name] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-            problem = check_value(param, value)
+            problem = explain_value(param, value)
             if problem is not None:
-                self.reader.report((*path, name), f"{where}.{name}", problem)
+                # The same words and hint as the compiler's invalid-kwarg-value diagnostic.
+                detail = f"{getattr(func, '__name__', 'the function')}() {param.name}: {problem.detail}"
+                hint = "; ".join(part for part in (problem.hint, detail) if part)
+                self.reader.report((*path, name), f"{where}.{name}", problem.message, hint)
         return result
 
     def call(self, item: Any, path: Path_, where: str) -> Any:
@@ -420,7 +478,8 @@ class _StepReader:
             kwargs = self.kwargs(func, item[1], (*path, 1), f"{where}.kwargs")
             return (func, kwargs)
         if isinstance(item, (list, dict)):
-            self.reader.report(path, where, f"expected a function name or [name, {{kwargs}}], got {_type_name(item)}")
+            self.reader.report(path, where, f"expected a function name or [name, {{kwargs}}], got {_type_name(item)}",
+                               "e.g. numpy.top_hat, or [numpy.top_hat, {radius: 10}] to set keyword arguments")
             return None
         return self.function(item, path, where)
 
@@ -428,16 +487,17 @@ class _StepReader:
         is_call = isinstance(value, list) and len(value) == 2 and isinstance(value[1], dict)
         if isinstance(value, list) and not is_call:
             if not value:
-                self.reader.report(path, where, "an empty list has no function to run")
+                self.reader.report(path, where, "an empty list has no function to run", "list one or more functions, or remove the step")
             return [self.call(item, (*path, i), f"{where}[{i}]") for i, item in enumerate(value)]
         return self.call(value, path, where)
 
     def pattern(self, value: Any) -> Any:
         path = (*self.path, "function")
-        where = f"{self.label}.function"
+        where = _join(self.label, "function")
         if isinstance(value, dict):
             if not value:
-                self.reader.report(path, where, "an empty mapping has no function to run")
+                self.reader.report(path, where, "an empty mapping has no function to run",
+                                   "give one entry per value of the step's group_by component, e.g. '1': numpy.max_projection")
             return {str(k): self.chain(v, (*path, k), f"{where}[{str(k)!r}]") for k, v in value.items()}
         return self.chain(value, path, where)
 
@@ -455,10 +515,10 @@ def _read_components(reader: _Reader, value: Any, path: Path_, where: str) -> tu
 
 def _read_step(reader: _Reader, raw: Any, index: int) -> FunctionStep | None:
     path: Path_ = ("steps", index)
-    label = f"steps[{index}]"
+    label = ""  # fields inside a step are named from the step (the diagnostic carries the step)
     problems_before = len(reader.diagnostics)
     if not isinstance(raw, dict):
-        reader.report(path, label, f"a step must be a mapping, got {_type_name(raw)}")
+        reader.report(path, label, f"a step must be a mapping, got {_type_name(raw)}", "a step is a mapping with at least 'function: <registry name>'")
         return None
     reader.unknown_keys(raw, STEP_KEYS, path, label)
     if "function" not in raw:
@@ -468,37 +528,42 @@ def _read_step(reader: _Reader, raw: Any, index: int) -> FunctionStep | None:
     values: dict[str, Any] = {"func": func}
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
-        reader.report((*path, "name"), f"{label}.name", f"expected a string, got {_type_name(name)}")
+        reader.report((*path, "name"), _join(label, "name"), f"expected a string, got {_type_name(name)}", "quote it: name: 'Step 1'")
     values["name"] = name if isinstance(name, str) else None
     if "variable_components" in raw:
         values["variable_components"] = _read_components(
-            reader, raw["variable_components"], (*path, "variable_components"), f"{label}.variable_components"
+            reader, raw["variable_components"], (*path, "variable_components"), _join(label, "variable_components")
         )
     group_by = raw.get("group_by")
     if group_by is not None and group_by not in COMPONENTS:
         hint = _did_you_mean(str(group_by), COMPONENTS)
-        reader.report((*path, "group_by"), f"{label}.group_by", f"unknown component {group_by!r}", hint)
+        reader.report((*path, "group_by"), _join(label, "group_by"), f"unknown component {group_by!r}", hint)
     values["group_by"] = group_by if group_by in COMPONENTS else None
     for flag, default in (("force_disk_output", False), ("visualize", False), ("enabled", True)):
         value = raw.get(flag, default)
         if not isinstance(value, bool):
-            reader.report((*path, flag), f"{label}.{flag}", f"expected true or false, got {_type_name(value)} {value!r}")
+            reader.report((*path, flag), _join(label, flag), f"expected true or false, got {_type_name(value)} {value!r}",
+                          f"write {flag}: true or {flag}: false")
         values[flag] = value if isinstance(value, bool) else default
     config = raw.get("config") or {}
     if not isinstance(config, dict):
-        reader.report((*path, "config"), f"{label}.config", f"expected a mapping of settings, got {_type_name(config)}")
+        reader.report((*path, "config"), _join(label, "config"), f"expected a mapping of settings, got {_type_name(config)}",
+                      f"e.g. config: {{float_output_dtype: float64}}; settings are: {', '.join(GlobalConfig.field_names())}")
         config = {}
     try:
         values["config"] = ConfigOverrides({k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
     except (ValueError, TypeError) as error:
-        reader.report((*path, "config"), f"{label}.config", str(error))
+        message, _, hint = str(error).partition("; ")
+        reader.report((*path, "config"), _join(label, "config"), message,
+                      hint or f"settings are: {', '.join(GlobalConfig.field_names())}")
         values["config"] = None
     if len(reader.diagnostics) > problems_before:
         return None
     try:
         normalize_pattern(func)
     except PatternError as error:
-        reader.report((*path, "function"), f"{label}.function", error.reason)
+        reader.report((*path, "function"), _join(label, "function"), error.reason,
+                      "a function is a name, [name, {kwargs}], a list of those, or a mapping from component values to any of those")
         return None
     return FunctionStep(**values)
 
@@ -510,7 +575,8 @@ def _upgrade(reader: _Reader, data: dict[str, Any]) -> dict[str, Any] | None:
                       f"add 'plateflow: {FORMAT_VERSION}' as the first line")
         return None
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        reader.report((VERSION_KEY,), VERSION_KEY, f"the format version must be a whole number, got {version!r}")
+        reader.report((VERSION_KEY,), VERSION_KEY, f"the format version must be a whole number, got {version!r}",
+                      f"write 'plateflow: {FORMAT_VERSION}' (no quotes)")
         return None
     if version > FORMAT_VERSION:
         reader.report(
@@ -540,7 +606,8 @@ def _parse(text: str, source: str) -> Pipeline:
     reader = _Reader(source, root)
     reader.duplicate_keys(root)
     if not isinstance(data, dict):
-        reader.report((), "", f"a pipeline file is a mapping with 'plateflow', 'name' and 'steps', got {_type_name(data)}")
+        reader.report((), "", f"a pipeline file is a mapping with 'plateflow', 'name' and 'steps', got {_type_name(data)}",
+                      f"start the file with 'plateflow: {FORMAT_VERSION}', then 'name:' and 'steps:' (see docs/pipeline-files.md)")
         raise PipelineFileError(source, reader.diagnostics)
     upgraded = _upgrade(reader, data)
     if upgraded is None:
@@ -548,10 +615,10 @@ def _parse(text: str, source: str) -> Pipeline:
     reader.unknown_keys(upgraded, TOP_KEYS, (), "")
     for key in ("name", "description"):
         if not isinstance(upgraded.get(key, ""), str):
-            reader.report((key,), key, f"expected a string, got {_type_name(upgraded[key])}")
+            reader.report((key,), key, f"expected a string, got {_type_name(upgraded[key])}", f"quote it: {key}: '...'")
     raw_steps = upgraded.get("steps", [])
     if not isinstance(raw_steps, list):
-        reader.report(("steps",), "steps", f"expected a list of steps, got {_type_name(raw_steps)}")
+        reader.report(("steps",), "steps", f"expected a list of steps, got {_type_name(raw_steps)}", "start each step with '- ' under steps:")
         raw_steps = []
     steps = [_read_step(reader, raw, i) for i, raw in enumerate(raw_steps)]
     if reader.diagnostics:

@@ -46,9 +46,13 @@ def main(argv=None):
         parser.error("give the plate folder to process")
     out = args.out or f"{args.plate.rstrip('/')}_out"
     report = plateflow.run(pipeline, args.plate, out, workers=args.workers)
-    print(report)
-    return 1 if getattr(report, "failed", None) else 0
+    print(report.summary())
+    for well, failure in report.failed.items():
+        print(f"\\n{well}: {failure.format()}\\n{failure.traceback}")
+    return 1 if report.failed else 0
 
+
+# The guard matters: worker processes import this file, and must not start the run again.
 
 if __name__ == "__main__":
     raise SystemExit(main())

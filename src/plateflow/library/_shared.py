@@ -17,6 +17,7 @@ __all__ = [
     "histogram_edges",
     "otsu_from_counts",
     "disk_offsets",
+    "disk_sequence",
     "object_tables",
     "grid_of",
     "neighbour_pairs",
@@ -83,6 +84,19 @@ def disk_offsets(radius: int) -> list[tuple[int, int]]:
 
     ys, xs = np.nonzero(disk(radius))
     return [(int(y) - radius, int(x) - radius) for y, x in zip(ys, xs)]
+
+
+def disk_sequence(radius: int) -> list[tuple[Any, int]]:
+    """scikit-image's decomposition of ``disk(radius)`` into repeated 3 x 3 footprints: ``(footprint, repeats)``.
+
+    Eroding (or dilating) by each footprint in turn, ``repeats`` times,
+    approximates the disk closely at a fraction of the cost of the full
+    footprint: the background estimate of a downsampled top-hat uses it.
+    """
+    import numpy as np
+    from skimage.morphology import disk
+
+    return [(np.asarray(footprint, dtype=bool), int(repeats)) for footprint, repeats in disk(radius, decomposition="sequence")]
 
 
 def object_tables(labels: Any, intensity: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -1,7 +1,8 @@
 """The bundled library for the ``numpy`` memory type (numpy, scipy, scikit-image).
 
-Every operation of :mod:`plateflow.library.specs` has a numpy version here; it is
-the reference the other backends are tested against. Registry names are
+Every operation of :mod:`plateflow.library.specs` and
+:mod:`plateflow.library.specs_assay` has a numpy version here; it is the
+reference the other backends are tested against. Registry names are
 ``numpy.<function>``.
 """
 
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _shared, _xp, specs
+from . import _assay, _shared, _xp, specs, specs_assay
 from ._spec import implement
 
-__all__ = list(specs.__all__)
+__all__ = list(dict.fromkeys([*specs.__all__, *specs_assay.__all__]))
 
 _NUMPY = "numpy"
 
@@ -92,44 +93,25 @@ def _threshold_local(stack: Any, *, block_size: int, offset: float, method: str)
     return _per_image(np.asarray(stack, dtype=np.float32), mask, np.uint8)
 
 
-def _segment_plane(plane: Any, sigma: float, min_size: int, min_distance: int) -> Any:
-    import numpy as np
-    from scipy import ndimage as ndi
-    from skimage.feature import peak_local_max
-    from skimage.filters import gaussian, threshold_otsu
-    from skimage.morphology import remove_small_objects
-    from skimage.segmentation import relabel_sequential, watershed
-
-    smooth = gaussian(plane.astype(np.float32), sigma=sigma, mode="nearest", preserve_range=True)
-    if smooth.min() == smooth.max():
-        return np.zeros(plane.shape, dtype=np.int32)
-    mask = ndi.binary_fill_holes(smooth > threshold_otsu(smooth))
-    mask = remove_small_objects(mask, max_size=min_size - 1) if min_size > 1 else mask
-    distance = ndi.distance_transform_edt(mask)
-    # One seed per nucleus: maxima of the distance map, at most one per connected region
-    # closer than min_distance, so a round nucleus is not split in two.
-    components, _ = ndi.label(mask)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=components, exclude_border=False)
-    markers = np.zeros(plane.shape, dtype=np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-    labels = watershed(-distance, markers, mask=mask)
-    # Splitting can leave fragments below min_size: drop them too.
-    small = np.flatnonzero(np.bincount(labels.ravel()) < min_size)
-    labels[np.isin(labels, small[small > 0])] = 0
-    return relabel_sequential(labels)[0].astype(np.int32)
-
-
-def _segment_nuclei(stack: Any, *, sigma: float, min_size: int, min_distance: int) -> Any:
+def _segment_nuclei(stack: Any, *, diameter: Any, sigma: Any, min_size: Any, min_distance: Any) -> Any:
     import numpy as np
 
-    return _per_image(stack, lambda plane: _segment_plane(plane, sigma, min_size, min_distance), np.int32)
+    if diameter is None and None not in (sigma, min_size, min_distance):
+        return _per_image(stack, lambda plane: _assay.segment_nuclei_classic(plane, sigma, min_size, min_distance), np.int32)
+    return _per_image(
+        stack,
+        lambda plane: _assay.segment_nuclei_plane(
+            plane, diameter=diameter, sigma=sigma, min_size=min_size, min_distance=min_distance
+        ),
+        np.int32,
+    )
 
 
 def _measure_nuclei(stack: Any, *, sigma: float, min_size: int, min_distance: int) -> Any:
     import numpy as np
 
     data = np.asarray(stack)
-    labels = _segment_nuclei(data, sigma=sigma, min_size=min_size, min_distance=min_distance)
+    labels = _per_image(data, lambda plane: _assay.segment_nuclei_classic(plane, sigma, min_size, min_distance), np.int32)
     objects, counts = _shared.object_tables(labels, data)
     return labels, objects, counts
 
@@ -191,6 +173,151 @@ def _assemble_tiles(stack: Any, *, positions: Any, blend: str) -> Any:
     return (canvas / np.maximum(weight, 1.0))[None]
 
 
+def _single_image(value: Any, what: str, shape: tuple[int, ...]) -> Any:
+    """A special input label image as 2-D numpy, checked against the images of the stack."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.shape != tuple(shape):
+        raise ValueError(
+            f"{what} has shape {np.shape(value)} but the images of the stack are {tuple(shape)}; "
+            "it must be the (1, Y, X) label image of the same site (give both steps variable_components=('channel',))"
+        )
+    return array
+
+
+def _channel(data: Any, index: int, what: str) -> Any:
+    if index >= len(data):
+        raise ValueError(f"{what}={index} but the stack has {len(data)} images (0 to {len(data) - 1}); "
+                         "the step's variable_components must give it the channels of one site")
+    return data[index]
+
+
+def _identify_nuclei(stack: Any, *, nuclei_channel: int, diameter: Any, sigma: Any, min_size: Any, min_distance: Any) -> Any:
+    import numpy as np
+
+    data = np.asarray(stack)
+    plane = _channel(data, nuclei_channel, "nuclei_channel")
+    labels = _segment_nuclei(plane[None], diameter=diameter, sigma=sigma, min_size=min_size, min_distance=min_distance)
+    return stack, labels
+
+
+def _identify_cells(stack: Any, *, nuclei_labels: Any, cell_channel: int, method: str, sigma: float,
+                    threshold_correction: float, regularization: float, max_distance: int) -> Any:
+    import numpy as np
+
+    data = np.asarray(stack)
+    body = _channel(data, cell_channel, "cell_channel")
+    nuclei = _single_image(nuclei_labels, "nuclei_labels", body.shape)
+    cells = _assay.grow_cells(body, nuclei, method=method, sigma=sigma, threshold_correction=threshold_correction,
+                              regularization=regularization, max_distance=max_distance)
+    cytoplasm = np.where(nuclei > 0, 0, cells).astype(np.int32)
+    return stack, cells[None], cytoplasm[None]
+
+
+def _measure_objects(stack: Any, *, nuclei_labels: Any, cell_labels: Any, cytoplasm_labels: Any, channel_names: Any) -> Any:
+    import numpy as np
+
+    data = np.asarray(stack)
+    shape = data.shape[1:]
+    nuclei = _single_image(nuclei_labels, "nuclei_labels", shape)
+    cells = _single_image(cell_labels, "cell_labels", shape)
+    cytoplasm = _single_image(cytoplasm_labels, "cytoplasm_labels", shape)
+    return (
+        stack,
+        _assay.object_measurements(nuclei, data, "Nuclei", channel_names),
+        _assay.object_measurements(cells, data, "Cells", channel_names),
+        _assay.object_measurements(cytoplasm, data, "Cytoplasm", channel_names),
+        _assay.object_relationships(nuclei, cells, "Nuclei", "Cells"),
+    )
+
+
+def _sobel(stack: Any) -> Any:
+    import numpy as np
+    from skimage.filters import sobel
+
+    return _per_image(np.asarray(stack, dtype=np.float32), lambda plane: sobel(plane, mode="nearest"), np.float32)
+
+
+def _skimage_threshold(name: str) -> Any:
+    def kernel(stack: Any, *, per_slice: bool) -> Any:
+        import skimage.filters
+
+        return _mask_by(getattr(skimage.filters, name), stack, per_slice)
+
+    kernel.__name__ = f"_{name}"
+    return kernel
+
+
+def _binary(name: str) -> Any:
+    def kernel(stack: Any, *, radius: int) -> Any:
+        import numpy as np
+        import skimage.morphology
+        from skimage.morphology import disk
+
+        footprint = disk(radius)
+        # scikit-image's grey morphology on boolean masks; its erosion treats the outside as
+        # foreground, so objects touching the border do not shrink from it.
+        operation = getattr(skimage.morphology, name)
+        return _per_image(stack, lambda plane: operation(plane != 0, footprint), np.uint8)
+
+    kernel.__name__ = f"_{name}"
+    return kernel
+
+
+def _fill_holes(stack: Any) -> Any:
+    import numpy as np
+    from scipy import ndimage as ndi
+    from skimage.segmentation import expand_labels
+
+    data = np.asarray(stack)
+
+    def fill(plane: Any) -> Any:
+        filled = ndi.binary_fill_holes(plane != 0)
+        if plane.dtype in (np.uint8, np.bool_):  # a mask
+            return filled
+        # Labels: each hole takes the label that encloses it (holes are never wider than their object).
+        grown = expand_labels(plane, distance=max(plane.shape))
+        return np.where(filled, np.where(plane != 0, plane, grown), 0)
+
+    return _per_image(data, fill, data.dtype)
+
+
+def _remove_small_objects(stack: Any, *, min_size: int, connectivity: int) -> Any:
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    data = np.asarray(stack)
+    structure = ndi.generate_binary_structure(2, connectivity)
+
+    def remove(plane: Any) -> Any:
+        is_mask = plane.dtype in (np.uint8, np.bool_)
+        labels = ndi.label(plane != 0, structure=structure)[0] if is_mask else plane.astype(np.int64)
+        small = np.flatnonzero(np.bincount(labels.ravel()) < min_size)
+        return np.where(np.isin(labels, small[small > 0]), 0, plane)
+
+    return _per_image(data, remove, data.dtype)
+
+
+def _expand_labels(stack: Any, *, distance: int) -> Any:
+    import numpy as np
+    from skimage.segmentation import expand_labels
+
+    return _per_image(np.asarray(stack).astype(np.int32), lambda plane: expand_labels(plane, distance=distance), np.int32)
+
+
+def _remove_border_objects(stack: Any, *, buffer_size: int) -> Any:
+    import numpy as np
+    from skimage.segmentation import clear_border, relabel_sequential
+
+    def clear(plane: Any) -> Any:
+        return relabel_sequential(clear_border(plane, buffer_size=buffer_size))[0]
+
+    return _per_image(np.asarray(stack).astype(np.int32), clear, np.int32)
+
+
 def _make(op: Any, kernel: Any) -> Any:
     return implement(op, kernel, memory_type=_NUMPY, module=__name__)
 
@@ -198,7 +325,7 @@ def _make(op: Any, kernel: Any) -> Any:
 normalize_percentile = _make(specs.normalize_percentile, _numpy_kernel(_xp.normalize_percentile))
 gaussian_filter = _make(specs.gaussian_filter, _numpy_kernel(_xp.gaussian_filter))
 median_filter = _make(specs.median_filter, _numpy_kernel(_xp.median_filter))
-top_hat = _make(specs.top_hat, _numpy_kernel(_xp.top_hat))
+top_hat = _make(specs_assay.top_hat, _numpy_kernel(_xp.top_hat))
 rolling_ball = _make(specs.rolling_ball, _rolling_ball)
 unsharp_mask = _make(specs.unsharp_mask, _unsharp_mask)
 max_projection = _make(specs.max_projection, _numpy_kernel(_xp.max_projection))
@@ -209,8 +336,36 @@ threshold_otsu = _make(specs.threshold_otsu, _numpy_kernel(_xp.threshold_otsu))
 threshold_li = _make(specs.threshold_li, _threshold_li)
 threshold_local = _make(specs.threshold_local, _threshold_local)
 label = _make(specs.label, _numpy_kernel(_xp.label))
-segment_nuclei = _make(specs.segment_nuclei, _segment_nuclei)
+segment_nuclei = _make(specs_assay.segment_nuclei, _segment_nuclei)
 measure_nuclei = _make(specs.measure_nuclei, _measure_nuclei)
 composite_channels = _make(specs.composite_channels, _composite_channels)
 find_tile_positions = _make(specs.find_tile_positions, _find_tile_positions)
 assemble_tiles = _make(specs.assemble_tiles, _assemble_tiles)
+identify_nuclei = _make(specs_assay.identify_nuclei, _identify_nuclei)
+identify_cells = _make(specs_assay.identify_cells, _identify_cells)
+measure_objects = _make(specs_assay.measure_objects, _measure_objects)
+bottom_hat = _make(specs_assay.bottom_hat, _numpy_kernel(_xp.bottom_hat))
+mean_filter = _make(specs_assay.mean_filter, _numpy_kernel(_xp.mean_filter))
+minimum_filter = _make(specs_assay.minimum_filter, _numpy_kernel(_xp.minimum_filter))
+maximum_filter = _make(specs_assay.maximum_filter, _numpy_kernel(_xp.maximum_filter))
+variance_filter = _make(specs_assay.variance_filter, _numpy_kernel(_xp.variance_filter))
+sobel = _make(specs_assay.sobel, _sobel)
+laplace = _make(specs_assay.laplace, _numpy_kernel(_xp.laplace))
+difference_of_gaussians = _make(specs_assay.difference_of_gaussians, _numpy_kernel(_xp.difference_of_gaussians))
+subtract_gaussian_background = _make(specs_assay.subtract_gaussian_background, _numpy_kernel(_xp.subtract_gaussian_background))
+invert_intensity = _make(specs_assay.invert_intensity, _numpy_kernel(_xp.invert_intensity))
+min_projection = _make(specs_assay.min_projection, _numpy_kernel(_xp.min_projection))
+std_projection = _make(specs_assay.std_projection, _numpy_kernel(_xp.std_projection))
+threshold_manual = _make(specs_assay.threshold_manual, _numpy_kernel(_xp.threshold_manual))
+threshold_triangle = _make(specs_assay.threshold_triangle, _skimage_threshold("threshold_triangle"))
+threshold_yen = _make(specs_assay.threshold_yen, _skimage_threshold("threshold_yen"))
+threshold_isodata = _make(specs_assay.threshold_isodata, _skimage_threshold("threshold_isodata"))
+threshold_mean = _make(specs_assay.threshold_mean, _skimage_threshold("threshold_mean"))
+binary_erosion = _make(specs_assay.binary_erosion, _binary("erosion"))
+binary_dilation = _make(specs_assay.binary_dilation, _binary("dilation"))
+binary_opening = _make(specs_assay.binary_opening, _binary("opening"))
+binary_closing = _make(specs_assay.binary_closing, _binary("closing"))
+fill_holes = _make(specs_assay.fill_holes, _fill_holes)
+remove_small_objects = _make(specs_assay.remove_small_objects, _remove_small_objects)
+expand_labels = _make(specs_assay.expand_labels, _expand_labels)
+remove_border_objects = _make(specs_assay.remove_border_objects, _remove_border_objects)

@@ -17,10 +17,12 @@ when it writes the plate's table, so the rows of every well merge into one.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from ..signatures import Bounds, Unit
-from ._spec import fill_doc, operation
+from ._spec import Constraint, StackFacts, fill_doc, less_than, odd, operation
 
 __all__ = [
     "normalize_percentile",
@@ -77,7 +79,21 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-@operation("normalize")
+def _odd(name: str, example: int) -> Constraint:
+    return odd(name, example=example)
+
+
+def _below(low: str, high: str, example: dict[str, float]) -> Constraint:
+    return less_than(low, high, example=example)
+
+
+@operation(
+    "normalize",
+    constraints=(
+        _below("low_percentile", "high_percentile", {"low_percentile": 99.0, "high_percentile": 1.0}),
+        _below("target_min", "target_max", {"target_min": 1.0, "target_max": 1.0}),
+    ),
+)
 def normalize_percentile(
     stack,
     *,
@@ -105,11 +121,6 @@ def normalize_percentile(
     clip : bool
         Clip values outside ``[target_min, target_max]``.
     """
-    _require(
-        low_percentile < high_percentile,
-        f"low_percentile={low_percentile!r} must be below high_percentile={high_percentile!r}",
-    )
-    _require(target_min < target_max, f"target_min={target_min!r} must be below target_max={target_max!r}")
 
 
 @operation("filter")
@@ -126,7 +137,7 @@ def gaussian_filter(stack, *, sigma: Sigma = 1.0):
     """
 
 
-@operation("filter")
+@operation("filter", constraints=(_odd("size", 4),))
 def median_filter(stack, *, size: Annotated[int, Bounds(1, 101), Unit("px")] = 3):
     """Median filter of each image over a square window; keeps the dtype.
 
@@ -137,7 +148,6 @@ def median_filter(stack, *, size: Annotated[int, Bounds(1, 101), Unit("px")] = 3
     size : int
         Side of the square window, in pixels; odd, so the window has a centre.
     """
-    _require(size % 2 == 1, f"size={size!r} must be odd (3, 5, 7, ...) so the window has a centre pixel")
 
 
 @operation("background")
@@ -182,22 +192,22 @@ def unsharp_mask(stack, *, radius: Sigma = 1.0, amount: Annotated[float, Bounds(
     """
 
 
-@operation("projection")
+@operation("projection", returns_one_image=True)
 def max_projection(stack):
     """Maximum over the stack, as a (1, Y, X) stack of the input dtype."""
 
 
-@operation("projection")
+@operation("projection", returns_one_image=True)
 def mean_projection(stack):
     """Mean over the stack, as a (1, Y, X) ``float32`` stack."""
 
 
-@operation("projection")
+@operation("projection", returns_one_image=True)
 def sum_projection(stack):
     """Sum over the stack, as a (1, Y, X) ``float32`` stack."""
 
 
-@operation("projection")
+@operation("projection", returns_one_image=True)
 def best_focus_projection(stack, *, measure: Literal["laplacian_variance", "variance"] = "laplacian_variance"):
     """The single best-focused image of the stack, as a (1, Y, X) stack of the input dtype.
 
@@ -235,7 +245,7 @@ def threshold_li(stack, *, per_slice: bool = True):
     """
 
 
-@operation("threshold")
+@operation("threshold", constraints=(_odd("block_size", 34),))
 def threshold_local(
     stack,
     *,
@@ -254,7 +264,6 @@ def threshold_local(
     method : str
         How the neighbourhood is weighted: ``"gaussian"``, ``"mean"`` or ``"median"``.
     """
-    _require(block_size % 2 == 1, f"block_size={block_size!r} must be odd (3, 5, ..., 35, ...)")
 
 
 @operation("segmentation")
@@ -317,7 +326,30 @@ def measure_nuclei(
     """
 
 
-@operation("composite")
+@operation(
+    "composite",
+    returns_one_image=True,
+    constraints=(
+        Constraint(
+            lambda kw, facts: kw["weights"] is None or len(kw["weights"]) > 0,
+            fields=("weights",),
+            message="weights is empty; give one weight per image of the stack, or None to weigh them equally",
+            hint="e.g. weights=(1.0, 0.5) for a stack of two channels",
+            example={"weights": ()},
+        ),
+        Constraint(
+            lambda kw, facts: kw["weights"] is None or len(kw["weights"]) in (0, facts.images),
+            fields=("weights",),
+            message=lambda kw, facts: (
+                f"weights has {len(kw['weights'])} values but the stack has {facts.images} images; give one per image"
+            ),
+            hint="give one weight per image (per channel when the step varies channel), or None to weigh them equally",
+            example={"weights": (1.0, 1.0, 1.0)},
+            needs_images=True,
+            example_images=2,
+        ),
+    ),
+)
 def composite_channels(
     stack,
     *,
@@ -335,14 +367,41 @@ def composite_channels(
         One weight per image of the stack (unitless); ``None`` weighs every
         image 1/N, so the weighted sum is the mean.
     """
-    _require(weights is None or len(weights) > 0, "weights must name one weight per image, or be None")
 
 
-@operation("stitching", special_outputs=("positions",))
+def _grid_fits(kw: Mapping[str, Any], facts: StackFacts) -> bool:
+    grid = kw["grid_shape"]
+    if grid is None:
+        return math.isqrt(facts.images or 0) ** 2 == facts.images
+    return int(grid[0]) * int(grid[1]) == facts.images
+
+
+def _grid_message(kw: Mapping[str, Any], facts: StackFacts) -> str:
+    grid = kw["grid_shape"]
+    if grid is None:
+        return f"{facts.images} tiles do not form a square grid; give grid_shape=(rows, columns)"
+    return f"grid_shape={tuple(grid)!r} holds {int(grid[0]) * int(grid[1])} tiles but the stack has {facts.images}"
+
+
+@operation(
+    "stitching",
+    special_outputs=("positions",),
+    constraints=(
+        Constraint(
+            _grid_fits,
+            fields=("grid_shape",),
+            message=_grid_message,
+            hint="give grid_shape=(rows, columns) with rows x columns equal to the number of tiles; None works only for a square grid",
+            example={"grid_shape": (2, 3)},
+            needs_images=True,
+            example_images=4,
+        ),
+    ),
+)
 def find_tile_positions(
     stack,
     *,
-    grid_shape: tuple[int, int] | None = None,
+    grid_shape: tuple[Annotated[int, Bounds(1, None)], Annotated[int, Bounds(1, None)]] | None = None,
     overlap: Annotated[float, Bounds(0.01, 0.5)] = 0.1,
 ):
     """Find where the tiles of a grid lie by correlating their overlaps.
@@ -364,13 +423,22 @@ def find_tile_positions(
         Expected fraction of a tile's width (and height) shared with its
         neighbour (unitless, 0.1 for 10 %).
     """
-    _require(
-        grid_shape is None or all(n >= 1 for n in grid_shape),
-        f"grid_shape={grid_shape!r} must be (rows, columns) with both at least 1",
-    )
 
 
-@operation("stitching", special_inputs=("positions",))
+@operation(
+    "stitching",
+    special_inputs=("positions",),
+    returns_one_image=True,
+    constraints=(
+        Constraint(
+            lambda kw, facts: all(len(p) == 2 for p in kw["positions"]),
+            fields=("positions",),
+            message="positions must be (y, x) pairs, got {positions}",
+            hint="positions come from find_tile_positions; a function of your own must return one (y, x) per tile",
+            example={"positions": [(0, 0, 0)]},
+        ),
+    ),
+)
 def assemble_tiles(stack, *, positions, blend: Literal["mean", "overwrite"] = "mean"):
     """Paste the tiles of a stack at their positions into one (1, Y, X) ``float32`` image.
 
@@ -384,7 +452,3 @@ def assemble_tiles(stack, *, positions, blend: Literal["mean", "overwrite"] = "m
         Where tiles overlap: ``"mean"`` averages them, ``"overwrite"`` keeps
         the later tile.
     """
-    _require(
-        all(len(p) == 2 for p in positions),
-        f"positions must be (y, x) pairs, got {positions!r}",
-    )

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _shared, specs
+from . import _shared, specs, specs_assay
 from ._spec import implement
 
-__all__ = ["normalize_percentile", *specs.ACCELERATED]
+#: Operations of :mod:`plateflow.library.specs_assay` with a torch version.
+ASSAY: tuple[str, ...] = (
+    "bottom_hat", "mean_filter", "minimum_filter", "maximum_filter", "variance_filter", "laplace",
+    "difference_of_gaussians", "subtract_gaussian_background", "invert_intensity", "min_projection",
+    "std_projection", "threshold_manual",
+)
+
+__all__ = ["normalize_percentile", *specs.ACCELERATED, *ASSAY]
 
 
 def _working(stack: Any) -> Any:
@@ -91,14 +98,139 @@ def _extreme_over_disk(images: Any, offsets: list[tuple[int, int]], radius: int,
     return result
 
 
-def _top_hat(stack: Any, *, radius: int) -> Any:
+def _opening(images: Any, radius: int) -> Any:
+    import torch
+
+    offsets = _shared.disk_offsets(radius)  # the disk is symmetric, so no footprint flip is needed
+    eroded = _extreme_over_disk(images, offsets, radius, torch.minimum)
+    return _extreme_over_disk(eroded, offsets, radius, torch.maximum)
+
+
+def _closing(images: Any, radius: int) -> Any:
+    import torch
+
+    offsets = _shared.disk_offsets(radius)
+    dilated = _extreme_over_disk(images, offsets, radius, torch.maximum)
+    return _extreme_over_disk(dilated, offsets, radius, torch.minimum)
+
+
+def _downsampled_background(images: Any, radius: int, factor: int) -> Any:
+    """Opening on block means, interpolated back: the kernel of ``_xp.top_hat`` with ``downsample``."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = images.shape[-2:]
+    padded = F.pad(images.to(torch.float32), (0, -width % factor, 0, -height % factor), mode="replicate")
+    blocks = F.avg_pool2d(padded, factor)
+    opened = blocks
+    sequence = _shared.disk_sequence(max(1, int(round(radius / factor))))
+    # Erosion, then dilation, by the disk's 3 x 3 decomposition. Its footprints are not all
+    # symmetric: dilation uses each one mirrored, as scipy's grey_dilation does.
+    for reduce, mirror in ((torch.minimum, 1), (torch.maximum, -1)):
+        for footprint, repeats in sequence:
+            offsets = [(mirror * (int(y) - 1), mirror * (int(x) - 1)) for y, x in zip(*footprint.nonzero())]
+            for _ in range(repeats):
+                opened = _extreme_over_disk(opened, offsets, 1, reduce)
+    # align_corners=False puts each block's value at its centre, as scipy's zoom(grid_mode=True) does.
+    background = F.interpolate(opened, scale_factor=factor, mode="bilinear", align_corners=False)
+    return background[..., :height, :width]
+
+
+def _top_hat(stack: Any, *, radius: int, downsample: int) -> Any:
     import torch
 
     images = _working(stack)[:, None]
-    offsets = _shared.disk_offsets(radius)  # the disk is symmetric, so no footprint flip is needed
-    eroded = _extreme_over_disk(images, offsets, radius, torch.minimum)
-    opened = _extreme_over_disk(eroded, offsets, radius, torch.maximum)
-    return (images - opened)[:, 0].to(stack.dtype)
+    if downsample == 1:
+        return (images - _opening(images, radius))[:, 0].to(stack.dtype)
+    background = _downsampled_background(images, radius, downsample)
+    if not stack.dtype.is_floating_point:
+        background = torch.round(background)
+    background = background.to(images.dtype)
+    return (images - torch.minimum(background, images))[:, 0].to(stack.dtype)
+
+
+def _bottom_hat(stack: Any, *, radius: int) -> Any:
+    images = _working(stack)[:, None]
+    return (_closing(images, radius) - images)[:, 0].to(stack.dtype)
+
+
+def _window_max(images: Any, size: int) -> Any:
+    import torch.nn.functional as F
+
+    radius = size // 2
+    return F.max_pool2d(_padded(images, radius, radius), size, stride=1)
+
+
+def _minimum_filter(stack: Any, *, size: int) -> Any:
+    return (-_window_max(-_working(stack)[:, None], size))[:, 0].to(stack.dtype)
+
+
+def _maximum_filter(stack: Any, *, size: int) -> Any:
+    return _window_max(_working(stack)[:, None], size)[:, 0].to(stack.dtype)
+
+
+def _window_mean(images: Any, size: int) -> Any:
+    import torch.nn.functional as F
+
+    radius = size // 2
+    return F.avg_pool2d(_padded(images, radius, radius), size, stride=1)
+
+
+def _mean_filter(stack: Any, *, size: int) -> Any:
+    import torch
+
+    return _window_mean(stack.to(torch.float64)[:, None], size)[:, 0].to(torch.float32)
+
+
+def _variance_filter(stack: Any, *, size: int) -> Any:
+    import torch
+
+    images = stack.to(torch.float64)[:, None]
+    mean = _window_mean(images, size)
+    return (_window_mean(images * images, size) - mean * mean).clamp(min=0)[:, 0].to(torch.float32)
+
+
+def _laplace(stack: Any) -> Any:
+    import torch
+
+    images = _padded(stack.to(torch.float32)[:, None], 1, 1)[:, 0]
+    centre = images[:, 1:-1, 1:-1]
+    vertical = images[:, :-2, 1:-1] - 2 * centre + images[:, 2:, 1:-1]
+    horizontal = images[:, 1:-1, :-2] - 2 * centre + images[:, 1:-1, 2:]
+    return vertical + horizontal
+
+
+def _difference_of_gaussians(stack: Any, *, low_sigma: float, high_sigma: float) -> Any:
+    return _gaussian_filter(stack, sigma=low_sigma) - _gaussian_filter(stack, sigma=high_sigma)
+
+
+def _subtract_gaussian_background(stack: Any, *, sigma: float) -> Any:
+    import torch
+
+    return stack.to(torch.float32) - _gaussian_filter(stack, sigma=sigma)
+
+
+def _invert_intensity(stack: Any) -> Any:
+    import torch
+
+    wide = stack.to(torch.float64 if stack.dtype.is_floating_point else torch.int64)
+    return (wide.max() + wide.min() - wide).to(stack.dtype)
+
+
+def _min_projection(stack: Any) -> Any:
+    return _working(stack).amin(dim=0, keepdim=True).to(stack.dtype)
+
+
+def _std_projection(stack: Any) -> Any:
+    import torch
+
+    return stack.to(torch.float64).std(dim=0, keepdim=True, correction=0).to(torch.float32)
+
+
+def _threshold_manual(stack: Any, *, threshold: float) -> Any:
+    import torch
+
+    return (_working(stack) > threshold).to(torch.uint8)
 
 
 def _max_projection(stack: Any) -> Any:
@@ -182,9 +314,21 @@ def _make(op: Any, kernel: Any) -> Any:
 normalize_percentile = _make(specs.normalize_percentile, _normalize_percentile)
 gaussian_filter = _make(specs.gaussian_filter, _gaussian_filter)
 median_filter = _make(specs.median_filter, _median_filter)
-top_hat = _make(specs.top_hat, _top_hat)
+top_hat = _make(specs_assay.top_hat, _top_hat)
 max_projection = _make(specs.max_projection, _max_projection)
 mean_projection = _make(specs.mean_projection, _mean_projection)
 sum_projection = _make(specs.sum_projection, _sum_projection)
 threshold_otsu = _make(specs.threshold_otsu, _threshold_otsu)
 label = _make(specs.label, _label)
+bottom_hat = _make(specs_assay.bottom_hat, _bottom_hat)
+mean_filter = _make(specs_assay.mean_filter, _mean_filter)
+minimum_filter = _make(specs_assay.minimum_filter, _minimum_filter)
+maximum_filter = _make(specs_assay.maximum_filter, _maximum_filter)
+variance_filter = _make(specs_assay.variance_filter, _variance_filter)
+laplace = _make(specs_assay.laplace, _laplace)
+difference_of_gaussians = _make(specs_assay.difference_of_gaussians, _difference_of_gaussians)
+subtract_gaussian_background = _make(specs_assay.subtract_gaussian_background, _subtract_gaussian_background)
+invert_intensity = _make(specs_assay.invert_intensity, _invert_intensity)
+min_projection = _make(specs_assay.min_projection, _min_projection)
+std_projection = _make(specs_assay.std_projection, _std_projection)
+threshold_manual = _make(specs_assay.threshold_manual, _threshold_manual)

@@ -104,11 +104,15 @@ def validate_gpu_id(gpu_id: object) -> int | None:
 class ArrayAdapter(Protocol):
     """What ``convert`` and the stacking functions need from one array library."""
 
-    memory_type: str
-    #: DLPack device kinds this library can import from without a copy through the host.
-    dlpack_import_kinds: frozenset[str]
-    #: Whether arrays of this library can be exported through ``__dlpack__``.
-    dlpack_export: bool
+    # Read-only properties: the adapters are frozen dataclasses.
+    @property
+    def memory_type(self) -> str: ...
+    @property
+    def dlpack_import_kinds(self) -> frozenset[str]:
+        """DLPack device kinds this library can import from without a copy through the host."""
+    @property
+    def dlpack_export(self) -> bool:
+        """Whether arrays of this library can be exported through ``__dlpack__``."""
 
     def lib(self) -> ModuleType: ...
     def to_numpy(self, data: Any) -> np.ndarray: ...

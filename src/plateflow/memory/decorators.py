@@ -19,8 +19,9 @@ def _attach(func: F, input_type: str, output_type: str) -> F:
     if not callable(func):
         raise TypeError(f"a memory-type decorator needs a function, got {type(func).__name__}")
     try:
-        func.input_memory_type = input_type  # type: ignore[attr-defined]
-        func.output_memory_type = output_type  # type: ignore[attr-defined]
+        # setattr: a plain callable type declares no such attributes; the decorator adds them.
+        setattr(func, "input_memory_type", input_type)
+        setattr(func, "output_memory_type", output_type)
     except AttributeError:
         raise TypeError(f"cannot attach memory types to {type(func).__name__} {func!r}; wrap it in a def") from None
     return func

@@ -79,13 +79,14 @@ class FunctionCatalogue(QWidget):
         self.filter_edit.setPlaceholderText("Search functions (name, category, description)")
         self.filter_edit.setClearButtonEnabled(True)
         self.tree = QTreeWidget(self)
+        self.tree.setMinimumHeight(90)
         self.tree.setHeaderHidden(True)
         self.tree.setColumnCount(1)
         self.tree.setRootIsDecorated(True)
         self.tree.setUniformRowHeights(True)
         self.doc_pane = QTextBrowser(self)
         self.doc_pane.setOpenExternalLinks(False)
-        self.doc_pane.setMaximumHeight(110)
+        self.doc_pane.setMaximumHeight(64)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter_edit)
@@ -142,11 +143,16 @@ class FunctionCatalogue(QWidget):
             category_item.setHidden(shown == 0)
             category_item.setExpanded(True)
         current = self.tree.currentItem()
-        if current is None or current.isHidden() or current.data(0, NAME_ROLE) is None:
-            visible = self.visible_names()
-            available = [n for n in visible if self._items[n].data(0, AVAILABLE_ROLE)]
-            if available or visible:
-                self.tree.setCurrentItem(self._items[(available or visible)[0]])
+        visible = self.visible_names()
+        available = [n for n in visible if self._items[n].data(0, AVAILABLE_ROLE)]
+        candidates = available or visible
+        # A word that is a function's whole short name picks it ("numpy label" -> numpy.label).
+        exact = [n for n in candidates if n.rsplit(".", 1)[-1] in words]
+        current_name = current.data(0, NAME_ROLE) if current is not None and not current.isHidden() else None
+        if exact and current_name not in exact:
+            self.tree.setCurrentItem(self._items[exact[0]])
+        elif current_name is None and candidates:
+            self.tree.setCurrentItem(self._items[candidates[0]])
 
     def visible_names(self) -> list[str]:
         return [name for name, item in self._items.items() if not item.isHidden() and not item.parent().isHidden()]

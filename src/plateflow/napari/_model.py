@@ -1,50 +1,44 @@
-"""The editable pipeline behind the builder widget: pure Python, no Qt.
+"""The editing document behind the builder widget: pure Python, no Qt.
 
-A :class:`PipelineModel` holds :class:`StepModel` records (a name, an enabled
-flag, the components, and the function pattern as chains of
-:class:`CallModel` = registry name + keyword arguments). It builds a core
-``Pipeline`` (:meth:`PipelineModel.to_pipeline`, disabled steps left out) and
-loads one (:meth:`PipelineModel.from_pipeline`). Every edit goes through a
-method that emits ``changed`` (and ``structure_changed`` when steps are
-added, removed, moved, renamed or switched on or off), so the view and the
-compile-on-edit timer only listen.
+It holds only what the user is typing: for each step a name, an enabled flag,
+the components, and the function pattern as chains of :class:`CallModel`
+(registry name + keyword arguments). :meth:`PipelineModel.to_pipeline` turns it
+into core ``FunctionStep`` objects, and :meth:`PipelineModel.load` reads them
+back. Everything the builder *shows about* the pipeline (memory types,
+conversions, special-input links, the place each diagnostic names) comes from
+the compiler's one result, :func:`plateflow.analyze`; this module knows none of
+those rules. A call's place in the pattern is the compiler's
+:func:`~plateflow.compiler.place_path` of where :meth:`StepModel.to_step` puts it.
 
-The pattern a step builds, and so the ``field`` of every diagnostic on it:
-
-- one chain of one function -> ``(f, kwargs)``; its fields are ``func``, ``kwargs.NAME``;
-- one chain of several -> ``[(f, kwargs), ...]``; ``func[i]``, ``func[i].kwargs.NAME``;
-- per group value -> ``{"1": ..., "2": ...}``; ``func['1']``, ``func['1'][i]``, ``func['1'][i].kwargs.NAME``.
-
-:func:`locate_field` maps a diagnostic's field back to the part of a step it names.
+Every edit goes through a method that records an undo snapshot and emits
+``changed`` (and ``structure_changed`` when steps are added, removed, moved,
+renamed or switched on or off); :meth:`PipelineModel.undo` /
+:meth:`PipelineModel.redo` step through the snapshots.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
-import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from psygnal import Signal
 
 from plateflow import FunctionStep, Pipeline
+from plateflow.compiler.diagnostics import place_path
 from plateflow.library import registry
 from plateflow.patterns import PatternError, normalize_pattern
-from plateflow.special_io import get_special_inputs, get_special_outputs
 from plateflow.steps import COMPONENTS
 
 __all__ = [
     "CallModel",
     "StepModel",
     "PipelineModel",
-    "StepFlow",
-    "FieldLocation",
-    "locate_field",
-    "place_of",
     "EDITABLE_COMPONENTS",
+    "default_components",
 ]
 
 #: Components a step can vary over or group by in the builder (a stack never spans wells).
@@ -67,6 +61,9 @@ class CallModel:
     function: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     func: Callable[..., Any] | None = None
+    #: text typed into a keyword's field that is not a valid value yet (name -> text); the
+    #: builder reports each as an error on its field until it is fixed
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def resolve(self) -> Callable[..., Any]:
         """The function to call; ``KeyError`` (with close names) for an unknown registry name."""
@@ -77,19 +74,28 @@ class CallModel:
         return self.func is None
 
     def clone(self) -> "CallModel":
-        return CallModel(self.function, copy.deepcopy(self.kwargs), self.func)
+        return CallModel(self.function, copy.deepcopy(self.kwargs), self.func, dict(self.invalid))
 
     def pattern_item(self) -> Any:
         func = self.resolve()
         return (func, dict(self.kwargs)) if self.kwargs else func
 
 
-def place_of(key: str | None, index: int, chain_length: int) -> str:
-    """The pattern place of call ``index`` of the chain for ``key`` (``None``: the step's only chain)."""
-    base = "func" if key is None else f"func[{key!r}]"
-    if chain_length > 1:
-        return f"{base}[{index}]"
-    return "" if key is None else base
+#: The components a new step varies over, by registry category (the rest: the FunctionStep default).
+_CATEGORY_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "projection": ("z_index",),
+    "stitching": ("site",),
+    "composite": ("channel",),
+}
+
+
+def default_components(function: str) -> tuple[str, ...]:
+    """What a new step running ``function`` varies over: a projection over Z, a composite over channels."""
+    try:
+        category = registry.info(function).category
+    except KeyError:
+        return ("site",)
+    return _CATEGORY_COMPONENTS.get(category, ("site",))
 
 
 @dataclass
@@ -121,8 +127,13 @@ class StepModel:
             for index, call in enumerate(chain):
                 yield key, index, call
 
-    def place(self, key: str | None, index: int) -> str:
-        return place_of(key, index, len(self.chains[key]))
+    def path(self, key: str | None, index: int) -> tuple[str | int, ...]:
+        """The compiler's place path of a call, where :meth:`to_step` puts it (a chain of one is a bare item)."""
+        return place_path(key, index if len(self.chains[key]) > 1 else None)
+
+    def call_paths(self) -> list[tuple[tuple[str | int, ...], str | None, int]]:
+        """``(path, key, index)`` of every call, in pattern order."""
+        return [(self.path(key, index), key, index) for key, index, _ in self.calls()]
 
     def first_calls(self) -> list[CallModel]:
         return [chain[0] for chain in self.chains.values() if chain]
@@ -202,40 +213,6 @@ def default_step_name(function: str) -> str:
     return function.rsplit(".", 1)[-1]
 
 
-@dataclass(frozen=True)
-class StepFlow:
-    """How data reaches one enabled step and leaves it, for the step list's badges.
-
-    Attributes:
-        index: the step's 0-based index in the checked pipeline (disabled steps are left out).
-        input_memory_type / output_memory_type: of its first / last functions ("" when unknown).
-        conversion: ``(previous output type, this input type)`` when they differ.
-        inputs_from: each special input -> the 0-based index of the producing step, or ``None``.
-        outputs: the special outputs the step produces.
-    """
-
-    index: int
-    input_memory_type: str
-    output_memory_type: str
-    conversion: tuple[str, str] | None
-    inputs_from: Mapping[str, int | None]
-    outputs: tuple[str, ...]
-
-
-def _function_facts(call: CallModel) -> tuple[str, str, tuple[str, ...], tuple[str, ...]] | None:
-    """(input type, output type, special inputs, special outputs), or ``None`` for an unknown name."""
-    try:
-        func = call.resolve()
-    except KeyError:
-        return None
-    return (
-        str(getattr(func, "input_memory_type", "")),
-        str(getattr(func, "output_memory_type", "")),
-        tuple(get_special_inputs(func)),
-        tuple(get_special_outputs(func)),
-    )
-
-
 class PipelineModel:
     """The steps being edited, with signals for the view.
 
@@ -249,10 +226,17 @@ class PipelineModel:
     structure_changed = Signal()
     step_changed = Signal(str)
 
+    #: Edits of the same field closer together than this (seconds) are one undo step (a spin box's arrows).
+    MERGE_SECONDS = 1.5
+
     def __init__(self, steps: Iterable[StepModel] = (), name: str = "pipeline", description: str = "") -> None:
         self.steps: list[StepModel] = list(steps)
         self.name = name
         self.description = description
+        self._history: list[tuple[Any, ...]] = [self._snapshot()]
+        self._position = 0
+        self._merge: tuple[Any, float] | None = None
+        self._restoring = False
 
     # -- reading ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -293,48 +277,70 @@ class PipelineModel:
         steps = self.steps if include_disabled else self.enabled_steps()
         return Pipeline([s.to_step() for s in steps], name=self.name, description=self.description)
 
-    def data_flow(self) -> dict[str, StepFlow]:
-        """Memory types, conversions and special-input links of every enabled step, by step id."""
-        flows: dict[str, StepFlow] = {}
-        previous_output = ""
-        produced: dict[str, int] = {}
-        for index, step in enumerate(self.enabled_steps()):
-            firsts = [_function_facts(c) for c in step.first_calls()]
-            lasts = [_function_facts(c) for c in step.last_calls()]
-            input_type = next((f[0] for f in firsts if f is not None), "")
-            output_type = next((f[1] for f in lasts if f is not None), "")
-            special_in: list[str] = []
-            special_out: list[str] = []
-            for _, _, call in step.calls():
-                facts = _function_facts(call)
-                if facts is None:
-                    continue
-                special_in += [n for n in facts[2] if n not in special_in]
-                special_out += [n for n in facts[3] if n not in special_out]
-            conversion = None
-            if previous_output and input_type and previous_output != input_type:
-                conversion = (previous_output, input_type)
-            flows[step.step_id] = StepFlow(
-                index=index,
-                input_memory_type=input_type,
-                output_memory_type=output_type,
-                conversion=conversion,
-                inputs_from={name: produced.get(name) for name in special_in},
-                outputs=tuple(special_out),
-            )
-            for name in special_out:
-                produced.setdefault(name, index)
-            if output_type:
-                previous_output = output_type
-        return flows
-
     # -- whole-pipeline edits ---------------------------------------------------------
-    def _emit(self, step_id: str | None = None, structure: bool = False) -> None:
+    def _emit(self, step_id: str | None = None, structure: bool = False, merge: Any = None) -> None:
+        if not self._restoring:
+            self._record(merge)
         if structure:
             self.structure_changed.emit()
         if step_id is not None:
             self.step_changed.emit(step_id)
         self.changed.emit()
+
+    # -- undo / redo -----------------------------------------------------------------------
+    def _snapshot(self) -> tuple[Any, ...]:
+        steps = tuple(
+            replace(step, chains={key: [call.clone() for call in chain] for key, chain in step.chains.items()}, config=copy.deepcopy(step.config))
+            for step in self.steps
+        )
+        return steps, self.name, self.description
+
+    def _record(self, merge: Any) -> None:
+        """Keep the state after an edit; a repeat edit of the same field soon after replaces the last state."""
+        now = time.monotonic()
+        del self._history[self._position + 1 :]
+        merging = merge is not None and self._merge is not None and self._merge[0] == merge and now - self._merge[1] < self.MERGE_SECONDS
+        if merging and self._position > 0:
+            self._history[self._position] = self._snapshot()
+        else:
+            self._history.append(self._snapshot())
+            self._position += 1
+        self._merge = (merge, now) if merge is not None else None
+
+    @property
+    def can_undo(self) -> bool:
+        return self._position > 0
+
+    @property
+    def can_redo(self) -> bool:
+        return self._position < len(self._history) - 1
+
+    def undo(self) -> bool:
+        """Go back to the state before the last edit; ``False`` when there is none."""
+        if not self.can_undo:
+            return False
+        self._position -= 1
+        self._restore(self._history[self._position])
+        return True
+
+    def redo(self) -> bool:
+        """Do again the edit the last undo took back; ``False`` when there is none."""
+        if not self.can_redo:
+            return False
+        self._position += 1
+        self._restore(self._history[self._position])
+        return True
+
+    def _restore(self, snapshot: tuple[Any, ...]) -> None:
+        steps, self.name, self.description = snapshot
+        # The history keeps its own copies: edits after this one must not change them.
+        self.steps = [replace(step, chains={key: [call.clone() for call in chain] for key, chain in step.chains.items()}) for step in steps]
+        self._merge = None
+        self._restoring = True
+        try:
+            self._emit(structure=True)
+        finally:
+            self._restoring = False
 
     def load(self, pipeline: Pipeline | Sequence[FunctionStep]) -> None:
         """Replace every step with those of a core pipeline."""
@@ -351,7 +357,9 @@ class PipelineModel:
         return model
 
     def clear(self) -> None:
+        """No steps, and the default name and description (undo brings them back)."""
         self.steps = []
+        self.name, self.description = "pipeline", ""
         self._emit(structure=True)
 
     # -- step list edits ----------------------------------------------------------------
@@ -362,15 +370,19 @@ class PipelineModel:
         *,
         name: str | None = None,
         index: int | None = None,
-        variable_components: Sequence[str] = ("site",),
+        variable_components: Sequence[str] | None = None,
         group_by: str | None = None,
     ) -> StepModel:
-        """Add a step running registry function ``function``; returns it."""
+        """Add a step running registry function ``function`` (at ``index``, default the end); returns it.
+
+        ``variable_components`` defaults to what suits the function's category
+        (:func:`default_components`: a projection varies over ``z_index``).
+        """
         registry.get(function)  # KeyError with close names for a typo
         step = StepModel(
             name=name or default_step_name(function),
             chains={None: [CallModel(function, dict(kwargs or {}))]},
-            variable_components=tuple(variable_components),
+            variable_components=tuple(default_components(function) if variable_components is None else variable_components),
             group_by=group_by,
         )
         self.steps.insert(len(self.steps) if index is None else index, step)
@@ -430,16 +442,26 @@ class PipelineModel:
     # -- one step's content ------------------------------------------------------------
     def set_kwarg(self, step_id: str, key: str | None, index: int, name: str, value: Any) -> None:
         call = self.step(step_id).chains[key][index]
-        if name in call.kwargs and _same(call.kwargs[name], value):
+        if name in call.kwargs and _same(call.kwargs[name], value) and name not in call.invalid:
             return
+        call.invalid.pop(name, None)
         call.kwargs[name] = value
-        self._emit(step_id)
+        self._emit(step_id, merge=(step_id, key, index, name))
+
+    def set_invalid_text(self, step_id: str, key: str | None, index: int, name: str, text: str) -> None:
+        """Keep text typed into a keyword's field that is not a valid value (the builder reports it on the field)."""
+        call = self.step(step_id).chains[key][index]
+        if call.invalid.get(name) == text:
+            return
+        call.invalid[name] = text
+        self._emit(step_id, merge=(step_id, key, index, name))
 
     def remove_kwarg(self, step_id: str, key: str | None, index: int, name: str) -> None:
         call = self.step(step_id).chains[key][index]
-        if name not in call.kwargs:
+        if name not in call.kwargs and name not in call.invalid:
             return
-        del call.kwargs[name]
+        call.kwargs.pop(name, None)
+        call.invalid.pop(name, None)
         self._emit(step_id)
 
     def rename_kwarg(self, step_id: str, key: str | None, index: int, old: str, new: str) -> None:
@@ -522,6 +544,27 @@ class PipelineModel:
             }
         self._emit(step_id)
 
+    def remove_entry(self, step_id: str, key: str) -> None:
+        """Remove the chain of one value of a per-value step (a DAPI-only step keeps only DAPI's)."""
+        step = self.step(step_id)
+        if not step.per_group or key not in step.chains:
+            raise KeyError(f"step {step.name!r} has no entry {key!r}; its entries: {', '.join(map(str, step.chains))}")
+        if len(step.chains) <= 1:
+            raise ValueError("a per-value step keeps at least one entry; switch off 'one chain per value' or remove the step")
+        del step.chains[key]
+        self._emit(step_id)
+
+    def add_entry(self, step_id: str, key: str) -> None:
+        """Give a per-value step an entry for ``key`` (a copy of its first entry's chain)."""
+        step = self.step(step_id)
+        if not step.per_group:
+            raise ValueError(f"step {step.name!r} is not per value; switch on 'one chain per value' first")
+        if key in step.chains:
+            return
+        template = next(iter(step.chains.values()))
+        step.chains[key] = [call.clone() for call in template]
+        self._emit(step_id)
+
     def set_step_option(self, step_id: str, option: Literal["force_disk_output", "visualize"], value: bool) -> None:
         step = self.step(step_id)
         if getattr(step, option) == bool(value):
@@ -535,87 +578,3 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) and type(a) is type(b)
     except (TypeError, ValueError):  # arrays and other values without a plain truth value
         return a is b
-
-
-# -- diagnostic fields -> parts of a step -------------------------------------------------
-
-FieldTarget = Literal["step", "pattern", "entry", "call", "kwarg", "variable_components", "group_by", "special_inputs", "special_outputs"]
-
-
-@dataclass(frozen=True)
-class FieldLocation:
-    """The part of a step a diagnostic's ``field`` names.
-
-    ``target`` is one of: ``step`` (the step as a whole), ``pattern`` (the whole
-    function pattern), ``entry`` (one group value's chain, ``key``), ``call``
-    (``key``, ``index``), ``kwarg`` (``key``, ``index``, ``name``; the name may be
-    one the function does not take), ``variable_components``, ``group_by``,
-    ``special_inputs`` / ``special_outputs`` (``name``).
-    """
-
-    target: FieldTarget
-    key: str | None = None
-    index: int = 0
-    name: str = ""
-
-
-_PLACE = re.compile(r"^func((?:\[(?:'[^']*'|\"[^\"]*\"|-?\d+)\])*)$")
-_BRACKET = re.compile(r"\[('[^']*'|\"[^\"]*\"|-?\d+)\]")
-
-
-def _parse_place(place: str) -> tuple[str | None, int | None] | None:
-    """``func['2'][1]`` -> ("2", 1); ``func[1]`` -> (None, 1); ``func`` -> (None, None)."""
-    match = _PLACE.match(place)
-    if not match:
-        return None
-    key: str | None = None
-    index: int | None = None
-    for token in _BRACKET.findall(match.group(1)):
-        value = ast.literal_eval(token)
-        if isinstance(value, str):
-            if key is not None or index is not None:
-                return None
-            key = value
-        else:
-            if index is not None:
-                return None
-            index = int(value)
-    return key, index
-
-
-def locate_field(step: StepModel, field_name: str) -> FieldLocation:
-    """What part of ``step`` a diagnostic field names (see the module doc for the grammar)."""
-    if not field_name:
-        return FieldLocation("step")
-    if field_name in ("variable_components", "group_by"):
-        return FieldLocation(field_name)  # type: ignore[arg-type]
-    for prefix in ("special_inputs", "special_outputs"):
-        if field_name == prefix or field_name.startswith(prefix + "."):
-            return FieldLocation(prefix, name=field_name[len(prefix) + 1 :])  # type: ignore[arg-type]
-    place, kwarg = field_name, ""
-    if field_name.startswith("kwargs."):
-        place, kwarg = "", field_name[len("kwargs.") :]
-    elif ".kwargs." in field_name:
-        place, kwarg = field_name.split(".kwargs.", 1)
-    parsed = _parse_place(place or "func")
-    if parsed is None:
-        return FieldLocation("step")
-    key, index = parsed
-    if key is not None and key not in step.chains:
-        return FieldLocation("pattern")
-    if key is None and step.per_group:
-        # An index without a key cannot name a call of a per-group step.
-        return FieldLocation("pattern")
-    chain = step.chains[key]
-    if index is None:
-        if key is None and not kwarg:
-            # "func": the single function when there is one, otherwise the whole pattern.
-            return FieldLocation("call", None, 0) if len(chain) == 1 else FieldLocation("pattern")
-        if key is not None and not kwarg:
-            return FieldLocation("entry", key)
-        index = 0
-    if not 0 <= index < len(chain):
-        return FieldLocation("entry", key) if key is not None else FieldLocation("pattern")
-    if kwarg:
-        return FieldLocation("kwarg", key, index, kwarg)
-    return FieldLocation("call", key, index)

@@ -1,7 +1,9 @@
 """The plate map: one cell per well, coloured by a measurement aggregated per well.
 
-The grid is the smallest standard plate (6, 24, 96, 384 or 1536 wells) that
-holds every well of the plate. The measurement is a numeric column of one of
+The grid is the plate's own layout when its metadata says it (an ImageXpress
+``.HTD`` file's ``XWells``/``YWells``, an Opera Phenix index's
+``PlateRows``/``PlateColumns``), otherwise the smallest screening plate (96,
+384 or 1536 wells) that holds every well. The measurement is a numeric column of one of
 the run's tables (``object_counts: object_count``) and the aggregation over a
 well's rows is chosen beside it (sum, mean, median, min, max, or the number of
 rows). Wells without a value are grey; a colour bar shows the range. Clicking
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,10 +23,10 @@ from qtpy.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
 from qtpy.QtGui import QColor, QFont, QLinearGradient, QPainter, QPen
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-__all__ = ["PlateMapWidget", "PlateMapCanvas", "plate_grid", "numeric_columns", "aggregate_by_well", "AGGREGATIONS"]
+__all__ = ["PlateMapWidget", "PlateMapCanvas", "plate_grid", "plate_layout", "numeric_columns", "aggregate_by_well", "AGGREGATIONS"]
 
-#: (rows, columns) of the standard plates, smallest first.
-_STANDARD_PLATES: tuple[tuple[int, int], ...] = ((2, 3), (4, 6), (8, 12), (16, 24), (32, 48))
+#: (rows, columns) of the screening plates, smallest first.
+_STANDARD_PLATES: tuple[tuple[int, int], ...] = ((8, 12), (16, 24), (32, 48))
 _WELL = re.compile(r"^([A-Za-z]+)(\d+)$")
 #: Columns that locate a row rather than measure something.
 _LOCATION_COLUMNS = frozenset({"well", "site", "channel", "z_index", "timepoint", "slice", "label"})
@@ -62,11 +65,38 @@ def _row_name(row: int) -> str:
     return letters
 
 
-def plate_grid(wells: Sequence[str]) -> tuple[int, int]:
-    """(rows, columns) of the smallest standard plate holding ``wells``."""
+def plate_layout(plate: Any) -> tuple[int, int] | None:
+    """(rows, columns) the plate's metadata file gives, or ``None`` when it says nothing."""
+    for relpath in getattr(plate, "metadata_files", ()) or ():
+        try:
+            text = Path(plate.path_of(relpath)).read_text(errors="replace")
+        except OSError:
+            continue
+        if relpath.lower().endswith(".htd"):
+            from plateflow.plate.imagexpress import parse_htd
+
+            try:
+                fields = parse_htd(text)
+            except ValueError:
+                continue
+            if fields.get("XWells") and fields.get("YWells"):
+                return int(fields["YWells"][0]), int(fields["XWells"][0])
+        else:
+            rows = re.search(r"<PlateRows>(\d+)</PlateRows>", text)
+            columns = re.search(r"<PlateColumns>(\d+)</PlateColumns>", text)
+            if rows and columns:
+                return int(rows.group(1)), int(columns.group(1))
+    return None
+
+
+def plate_grid(wells: Sequence[str], layout: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(rows, columns) of the plate: ``layout`` (from its metadata) when it holds ``wells``, else the
+    smallest screening plate that does."""
     positions = [p for p in map(_well_position, wells) if p is not None]
     rows = max((r for r, _ in positions), default=0) + 1
     columns = max((c for _, c in positions), default=0) + 1
+    if layout is not None and rows <= layout[0] and columns <= layout[1]:
+        return layout
     for size in _STANDARD_PLATES:
         if rows <= size[0] and columns <= size[1]:
             return size
@@ -139,9 +169,9 @@ class PlateMapCanvas(QWidget):
         self.setMinimumSize(QSize(260, 150))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-    def set_wells(self, wells: Sequence[str]) -> None:
+    def set_wells(self, wells: Sequence[str], layout: tuple[int, int] | None = None) -> None:
         self.wells = tuple(wells)
-        self.rows, self.columns = plate_grid(self.wells)
+        self.rows, self.columns = plate_grid(self.wells, layout)
         self.update()
 
     def set_values(self, values: Mapping[str, float], label: str) -> None:
@@ -286,8 +316,12 @@ class PlateMapWidget(QWidget):
         self.aggregation_combo.currentIndexChanged.connect(self._recolour)
         self.canvas.well_clicked.connect(self.well_clicked)
 
-    def set_wells(self, wells: Sequence[str]) -> None:
-        self.canvas.set_wells(wells)
+    def set_wells(self, wells: Sequence[str], layout: tuple[int, int] | None = None) -> None:
+        self.canvas.set_wells(wells, layout)
+
+    def set_plate(self, plate: Any) -> None:
+        """Draw ``plate``'s own grid with its wells."""
+        self.set_wells(plate.wells, plate_layout(plate))
 
     def set_tables(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         """Offer every numeric column of ``tables``; a count column (summed) is chosen first when there is one."""

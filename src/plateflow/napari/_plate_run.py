@@ -42,7 +42,7 @@ from plateflow.patterns import PatternError, function_name, normalize_pattern
 from plateflow.plate import PlateError, open_plate
 
 from ._plate_map import PlateMapWidget
-from ._reader import plate_layer_data
+from ._frame import PlateFrame, frame_layer_data
 from ._runner import PlateRunError, PlateRunProgress, run_plate
 from ._table import TableView, read_csv_rows
 from ._visualizer import is_label_output
@@ -172,7 +172,7 @@ class PlateRunWidget(QWidget):
     def _on_plate_changed(self, plate: Any) -> None:
         if plate is None:
             return
-        self.plate_map.set_wells(plate.wells)
+        self.plate_map.set_plate(plate)
         if not self.out_edit.text() or self.worker is None:
             self.out_edit.setText(str(default_output_folder(Path(plate.root))))
 
@@ -264,10 +264,12 @@ class PlateRunWidget(QWidget):
             return  # the run has ended (_on_finished ran): nothing of it changes the panel any more
         self.result = state
         self.progress_bar.setValue(state.done)
-        if self._progress is not None:
-            self._progress.update(state.done - self._progress.n)
         failed = f", {len(state.failed)} failed" if state.failed else ""
         self._set_status(f"{state.done} of {state.total} well(s) done{failed} ({state.seconds:.1f} s).")
+        # Last: napari's progress bar may process events, so the run's end can be handled inside
+        # this call; nothing after it may overwrite what the end put in the status line.
+        if self._progress is not None:
+            self._progress.update(state.done - self._progress.n)
 
     def _on_error(self, error: Exception) -> None:
         if self.closed:
@@ -318,55 +320,56 @@ class PlateRunWidget(QWidget):
             self._output_plate = open_plate(self.result.outputs, allow_ragged=True)
         return self._output_plate
 
-    def _layer_data(self, plate: Any) -> list[tuple]:
-        source = self._source_plate
-        return plate_layer_data(
+    def _layers_in_frame(self, plate: Any, well: str | None = None) -> list[tuple[Any, dict[str, Any]]]:
+        """The outputs in the input plate's frame, so they sit on the plate's own images and tuning layers."""
+        source = self._source_plate if self._source_plate is not None else self.builder.plate
+        return frame_layer_data(
             plate,
-            channel_names=dict(source.channel_names) if source is not None else None,
-            channel_order=list(source.components["channel"]) if source is not None else None,
-            pixel_size=source.pixel_size if source is not None else None,
+            PlateFrame.from_plate(source),
+            channel_names=dict(source.channel_names),
+            channel_order=list(source.components["channel"]),
+            well=well,
         )
 
-    def open_output_layers(self) -> list[Any]:
-        """Every well's outputs as lazy layers (one per channel, wells and sites as dimensions)."""
-        try:
-            plate = self._open_output_plate()
-        except (OSError, PlateError, ValueError) as error:
-            self._set_status(f"Cannot open the outputs: {error}")
-            return []
-        if plate is None:
-            return []
-        layers = []
-        for data, kwargs, _kind in self._layer_data(plate):
-            kwargs = dict(kwargs, name=f"{kwargs['name']} (plate outputs)")
-            layers.append(self.viewer.add_image(data, **kwargs))
-        return layers
+    def _add_output_layer(self, data: Any, options: dict[str, Any], name: str) -> Any:
+        functions = _last_step_functions(self._pipeline) if self._pipeline is not None else ()
+        if is_label_output(functions, data.dtype):
+            kept = {k: v for k, v in options.items() if k in ("scale", "translate", "axis_labels", "units", "metadata")}
+            return self.viewer.add_labels(data, name=name, **kept)
+        return self.viewer.add_image(data, **dict(options, name=name, blending="additive"))
 
-    def load_well_layers(self, well: str) -> list[Any]:
-        """One well's outputs as layers (updated in place when the well was opened before)."""
+    def open_output_layers(self) -> list[Any]:
+        """Every well's outputs as lazy layers, in the plate's frame (label outputs as Labels layers)."""
         try:
             plate = self._open_output_plate()
             if plate is None:
                 return []
-            view = plate.subset(well=well)
+            found = self._layers_in_frame(plate)
+        except (OSError, PlateError, ValueError) as error:
+            self._set_status(f"Cannot open the outputs: {error}")
+            return []
+        return [self._add_output_layer(data, options, f"{options['name']} (plate outputs)") for data, options in found]
+
+    def load_well_layers(self, well: str) -> list[Any]:
+        """One well's outputs as layers at that well's place (updated in place when the well was opened before)."""
+        try:
+            plate = self._open_output_plate()
+            if plate is None:
+                return []
+            found = self._layers_in_frame(plate.subset(well=well), well=well)
         except (OSError, PlateError, ValueError) as error:
             self._set_status(f"Cannot open the outputs of well {well}: {error}")
             return []
-        functions = _last_step_functions(self._pipeline) if self._pipeline is not None else ()
         layers = []
-        for data, kwargs, _kind in self._layer_data(view):
-            channel = kwargs["metadata"]["plateflow_channel"]
-            name = f"{well} {kwargs['name']} (output)"
+        for data, options in found:
+            channel = options["metadata"]["plateflow_channel"]
             array = np.asarray(data)
             key = (well, channel)
             layer = self._well_layers.get(key)
             if layer is not None and layer in self.viewer.layers and layer.ndim == array.ndim:
                 layer.data = array
-            elif is_label_output(functions, array.dtype):
-                options = {k: v for k, v in kwargs.items() if k in ("scale", "axis_labels", "units", "metadata")}
-                layer = self.viewer.add_labels(array, name=name, **options)
             else:
-                layer = self.viewer.add_image(array, **dict(kwargs, name=name))
+                layer = self._add_output_layer(array, options, f"{well} {options['name']} (output)")
             self._well_layers[key] = layer
             layers.append(layer)
         self._set_status(f"Opened the outputs of well {well} ({len(layers)} layer(s)).")

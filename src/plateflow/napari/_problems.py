@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor
@@ -12,16 +13,62 @@ from plateflow.compiler import Diagnostic
 
 from ._style import SEVERITY_COLOURS, severity_icon
 
-__all__ = ["ProblemsPanel", "problem_text"]
+__all__ = ["ProblemsPanel", "problem_text", "diagnostic_place"]
 
 DIAGNOSTIC_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def problem_text(diagnostic: Diagnostic) -> str:
-    """"step 2 'Blur', kwargs.sigma: message - hint" (steps counted from 1)."""
-    text = f"{diagnostic.location}: {diagnostic.message}"
+def diagnostic_place(diagnostic: Diagnostic, step: Any = None) -> str:
+    """Where a diagnostic is, in the words of the form: "channel 1 (DAPI), function 2 of 3 (gaussian_filter), parameter 'sigma'".
+
+    It reads the diagnostic's ``path``; ``step`` (the builder's step, when known)
+    names the functions, so two functions of the same name in a chain are told
+    apart by their position. Without a path it falls back to the field string.
+    """
+    path = list(diagnostic.path)
+    if not path:
+        return diagnostic.field
+    parts: list[str] = []
+    key: Any = None
+    if path[0] == "func":
+        path.pop(0)
+        if not path:
+            parts.append("its functions")
+        if path and isinstance(path[0], str) and path[0] != "kwargs":
+            key = path.pop(0)
+            group_by = getattr(step, "group_by", None) or "group"
+            parts.append(f"{group_by} {key}")
+        if path and isinstance(path[0], int) and not isinstance(path[0], bool):
+            index = path.pop(0)
+            chain = getattr(step, "chains", {}).get(key) if step is not None else None
+            if chain is not None and 0 <= index < len(chain):
+                parts.append(f"function {index + 1} of {len(chain)} ({chain[index].function.rsplit('.', 1)[-1]})")
+            else:
+                parts.append(f"function {index + 1}")
+    words = {"variable_components": "variable components", "group_by": "group by"}
+    while path:
+        part = path.pop(0)
+        if part == "kwargs" and path:
+            parts.append(f"parameter '{path.pop(0)}'")
+        elif part in ("special_inputs", "special_outputs") and path:
+            parts.append(f"{'special input' if part == 'special_inputs' else 'special output'} '{path.pop(0)}'")
+        else:
+            parts.append(words.get(str(part), str(part)))
+    return ", ".join(parts)
+
+
+def problem_text(diagnostic: Diagnostic, step: Any = None) -> str:
+    """"Step 2 'Blur', parameter 'sigma': what is wrong. Fix: the hint" (steps counted from 1)."""
+    if diagnostic.step_index is None:
+        where = "Pipeline"
+    else:
+        where = f"Step {diagnostic.step_index + 1} '{diagnostic.step_name}'"
+    place = diagnostic_place(diagnostic, step)
+    if place:
+        where += f", {place}"
+    text = f"{where}: {diagnostic.message}"
     if diagnostic.hint:
-        text += f" \u2014 {diagnostic.hint}"
+        text += f". Fix: {diagnostic.hint}"
     return text
 
 
@@ -38,14 +85,19 @@ class ProblemsPanel(QListWidget):
         self.itemClicked.connect(self._on_activated)
         self.itemActivated.connect(self._on_activated)
 
-    def set_diagnostics(self, diagnostics: Sequence[Diagnostic]) -> None:
+    def set_diagnostics(self, diagnostics: Sequence[Diagnostic], model: Any = None) -> None:
+        """List ``diagnostics``; ``model`` (the builder's document) names the functions of each step."""
         self.clear()
         self.diagnostics = sorted(diagnostics, key=lambda d: (not d.is_error, d.step_index if d.step_index is not None else -1))
         for index, diagnostic in enumerate(self.diagnostics):
-            item = QListWidgetItem(severity_icon(self, diagnostic.severity), problem_text(diagnostic))
+            step = model.step_for_pipeline_index(diagnostic.step_index) if model is not None else None
+            text = problem_text(diagnostic, step)
+            item = QListWidgetItem(severity_icon(self, diagnostic.severity), text)
             item.setData(DIAGNOSTIC_ROLE, index)
             item.setForeground(QColor(SEVERITY_COLOURS[diagnostic.severity]))
-            item.setToolTip(f"{diagnostic.severity} [{diagnostic.code}]\n{problem_text(diagnostic)}")
+            # The code-level detail comes after what is wrong: the code and the field as the compiler writes it.
+            detail = f"{diagnostic.severity} [{diagnostic.code}]" + (f" at {diagnostic.field}" if diagnostic.field else "")
+            item.setToolTip(f"{text}\n\n{detail}")
             self.addItem(item)
 
     def set_messages(self, severity: str, messages: Sequence[str]) -> None:

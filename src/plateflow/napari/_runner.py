@@ -1,7 +1,7 @@
 """Background runs for the plugin: the tuning run on the sample site, and the run on the whole plate.
 
 **Tuning** (:class:`SampleRunController`). Every request restarts a short
-single-shot timer (``delay_ms``, the debounce); when it fires, the request
+debounce (superqt's ``qdebounced``, ``delay_ms``); when it fires, the request
 source gives the pipeline, well and site, the pipeline is compiled on the main
 thread (:meth:`SampleRunner.prepare`, a few milliseconds) and a napari
 ``thread_worker`` runs :meth:`SampleRunner.execute`, which yields each step's
@@ -32,7 +32,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, Signal
+from superqt.utils import qdebounced
 
 from plateflow.compiler import CompileError
 from plateflow.execution.sample import (
@@ -92,6 +93,9 @@ class SampleRunController(QObject):
             or a message (``str``) saying why nothing can run now.
         delay_ms: the debounce.
         cache_bytes: the bound of the step-output cache.
+        prepare: called in the worker thread on each output (e.g. stacking its planes into
+            layer data), so the main thread only hands the result to napari; read it back
+            on the main thread with :meth:`prepared`.
 
     Signals:
         run_started(object): the request of a new run.
@@ -99,6 +103,7 @@ class SampleRunController(QObject):
         step_failed(object, object): (request, ``SampleStepFailure``) of the newest run.
         run_finished(object, bool): (request, whether it ran to its end).
         not_run(str): why a request did not start (no plate, compile errors, ...).
+        up_to_date(object): the request equals the last finished run: its layers already show it.
     """
 
     run_started = Signal(object)
@@ -106,6 +111,7 @@ class SampleRunController(QObject):
     step_failed = Signal(object, object)
     run_finished = Signal(object, bool)
     not_run = Signal(str)
+    up_to_date = Signal(object)
 
     def __init__(
         self,
@@ -114,18 +120,19 @@ class SampleRunController(QObject):
         *,
         delay_ms: int = TUNING_DELAY_MS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        prepare: Callable[[SampleStepOutput], Any] | None = None,
     ) -> None:
         super().__init__(parent)
         self.source = source
+        self.prepare = prepare
+        self._prepared: dict[int, Any] = {}
         self.cache_bytes = cache_bytes
         self.runner: SampleRunner | None = None
         self.generation = 0
         self.closed = False
         self._active: _ActiveRun | None = None
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self.start_now)
+        self._pending = False
+        self._debounced_start = qdebounced(self._on_due, timeout=delay_ms, parent=self)
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -134,7 +141,7 @@ class SampleRunController(QObject):
 
     @property
     def pending(self) -> bool:
-        return not self.closed and self._timer.isActive()
+        return not self.closed and self._pending
 
     @property
     def worker(self) -> Any:
@@ -157,13 +164,19 @@ class SampleRunController(QObject):
     def schedule(self) -> None:
         """Start a run once requests pause for the debounce delay."""
         if not self.closed:
-            self._timer.start()
+            self._pending = True
+            self._debounced_start()
+
+    def _on_due(self) -> None:
+        if self._pending:
+            self.start_now()
 
     def start_now(self) -> bool:
         """Ask the source for a request and start it now; ``False`` when nothing started."""
+        self._pending = False
+        self._debounced_start.cancel()
         if self.closed:
             return False
-        self._timer.stop()
         request = self.source()
         if isinstance(request, str):
             self.cancel()
@@ -190,6 +203,8 @@ class SampleRunController(QObject):
         key = (request.well, request.site, plan.key, tuple(s.visualize for s in request.pipeline), tuple(s.name for s in request.pipeline), request.step_ids, request.display)
         active = self._active
         if active is not None and active.key == key and not active.token.cancelled:
+            if active.done:
+                self.up_to_date.emit(request)  # say so: the status must not keep an older message
             return False  # the run in flight, or the last finished one, computes exactly this
         self.cancel()
         from napari.qt.threading import thread_worker
@@ -198,7 +213,7 @@ class SampleRunController(QObject):
         generation = self.generation
         token = CancelToken()
         # ignore_errors: an error is reported by _on_errored (for the newest run only), not re-raised in the event loop.
-        worker = thread_worker(self.runner.execute, start_thread=False, ignore_errors=True)(plan, token)
+        worker = thread_worker(self._execute, start_thread=False, ignore_errors=True)(plan, token)
         self._active = _ActiveRun(generation, request, plan, token, worker, key)
         worker.yielded.connect(partial(self._on_yielded, generation))
         worker.finished.connect(partial(self._on_finished, generation))
@@ -232,14 +247,33 @@ class SampleRunController(QObject):
             return None
         return self._active
 
-    def _on_yielded(self, generation: int, item: SampleStepOutput | SampleStepFailure) -> None:
+    def _execute(self, plan: SamplePlan, token: CancelToken) -> Iterator[tuple[Any, Any]]:
+        """The runner's outputs, each with what ``prepare`` made of it (in this worker thread)."""
+        runner = self.runner
+        assert runner is not None  # start() checked it
+        prepare = self.prepare
+        for item in runner.execute(plan, token):
+            extra = prepare(item) if prepare is not None and isinstance(item, SampleStepOutput) else None
+            yield item, extra
+
+    def prepared(self, output: SampleStepOutput) -> Any:
+        """What ``prepare`` made of ``output`` in the worker (``None`` when nothing); once per output."""
+        return self._prepared.pop(id(output), None)
+
+    def _on_yielded(self, generation: int, pair: tuple[Any, Any]) -> None:
+        item, extra = pair
         active = self._current(generation)
         if active is None:
             return
         if isinstance(item, SampleStepFailure):
             self.step_failed.emit(active.request, item)
         else:
-            self.output_ready.emit(active.request, item)
+            if extra is not None:
+                self._prepared[id(item)] = extra
+            try:
+                self.output_ready.emit(active.request, item)
+            finally:
+                self._prepared.pop(id(item), None)
 
     def _on_errored(self, generation: int, error: Exception) -> None:
         active = self._current(generation)

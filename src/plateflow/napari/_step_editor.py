@@ -8,8 +8,14 @@ by the parameter's ``Bounds``, ``Literal``/``Enum`` parameters combo boxes,
 booleans check boxes; other values (tuples, ``None``-able values) a line edit
 that takes a Python literal. Units are in the labels ("sigma (px)").
 
-:meth:`StepEditor.widget_for` maps a :class:`~plateflow.napari._model.FieldLocation`
-to the widget that shows it, which is how diagnostics reach their field.
+Every widget is registered under the compiler's place path of what it shows
+(``("func", 1, "kwargs", "sigma")``, ``("variable_components",)``, ...);
+:meth:`StepEditor.widget_for` gives a diagnostic's ``path`` the widget of its
+longest registered prefix, which is how diagnostics reach their field (no
+field string is parsed). Memory types and special-input links come from the
+builder's last :func:`plateflow.analyze` result (:meth:`StepEditor.set_analysis`).
+Text typed into a literal field that is not a Python literal stays in the
+document as an invalid value: the builder reports it as an error on the field.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import ast
 import enum
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,12 +45,14 @@ from qtpy.QtWidgets import (
 
 from plateflow.library import registry
 from plateflow.signatures import ParamInfo, describe_parameters, summary_line
-from plateflow.special_io import get_special_inputs
+from plateflow.special_io import get_special_inputs, get_special_outputs
 
-from ._model import EDITABLE_COMPONENTS, CallModel, FieldLocation, PipelineModel, StepModel
+from ._model import EDITABLE_COMPONENTS, CallModel, PipelineModel, StepModel
 from ._style import clear_mark, mark_widget, memory_badge_label
 
-__all__ = ["StepEditor", "param_widget", "param_label"]
+FieldPath = tuple[Any, ...]
+
+__all__ = ["StepEditor", "param_widget", "param_label", "spin_decimals"]
 
 _FLOAT_LIMIT = 1e9
 _INT_LIMIT = 2**31 - 1
@@ -84,11 +92,16 @@ def param_widget(param: ParamInfo, value: Any) -> ValueWidget:
         shown = float(value) if isinstance(value, (int, float)) else max(low, 0.0)
         step = 0.1 if high - low <= 1000 else 1.0
         spin = FloatSpinBox(value=min(max(shown, low), high), min=low, max=high, step=step, label=label, tooltip=tooltip)
-        spin.native.setDecimals(3 if high - low <= 2 else 2)
+        spin.native.setDecimals(spin_decimals(low, high))
         return spin
     text = value if annotation is str and isinstance(value, str) else repr(value)
     widget = LineEdit(value=text, label=label, tooltip=f"{tooltip}\n(a Python literal, e.g. 1.5, (3, 3), None)" if annotation is not str else tooltip)
     return widget
+
+
+def spin_decimals(low: float, high: float) -> int:
+    """Decimals a float spin box shows (and the value it saves is rounded to)."""
+    return 3 if high - low <= 2 else 2
 
 
 def _initial_value(param: ParamInfo, kwargs: Mapping[str, Any]) -> Any:
@@ -113,6 +126,7 @@ class StepEditor(QWidget):
         self.components: Mapping[str, tuple[str, ...]] = {}
         self.channel_names: Mapping[str, str] = {}
         self.step_id = ""
+        self.analysis: Any = None
         self._signature: Any = None
         self._form_editing = 0
         # Widgets by what they show, filled by rebuild().
@@ -125,9 +139,12 @@ class StepEditor(QWidget):
         self.special_output_labels: dict[str, QLabel] = {}
         self.pattern_box: QWidget | None = None
         self.entry_boxes: dict[str, QGroupBox] = {}
+        self.entry_remove_buttons: dict[str, QPushButton] = {}
         self.call_boxes: dict[tuple[str | None, int], QGroupBox] = {}
+        self.call_badges: dict[FieldPath, QLabel] = {}
         self.param_widgets: dict[tuple[str | None, int, str], ValueWidget] = {}
         self.unknown_kwarg_rows: dict[tuple[str | None, int, str], QWidget] = {}
+        self.widgets_by_path: dict[FieldPath, QWidget] = {}
         self._marked: list[QWidget] = []
         self._forms: list[Container] = []  # the magicgui containers of the shown form
         self._layout = QVBoxLayout(self)
@@ -143,6 +160,11 @@ class StepEditor(QWidget):
         self.channel_names = dict(channel_names)
         self.rebuild()
 
+    def set_analysis(self, analysis: Any) -> None:
+        """Show the memory types and special-input links of the compiler's last result (no rebuild)."""
+        self.analysis = analysis
+        self._update_flow()
+
     def show_step(self, step_id: str) -> None:
         if step_id == self.step_id:
             return
@@ -156,6 +178,16 @@ class StepEditor(QWidget):
             return self.model.step(self.step_id)
         except KeyError:
             return None
+
+    def _flow(self) -> Any:
+        """The analysis' flow of the shown step (``None``: disabled, or not analysed yet)."""
+        step = self.step()
+        if step is None or self.analysis is None or not step.enabled:
+            return None
+        index = [s.step_id for s in self.model.enabled_steps()].index(step.step_id)
+        if index >= len(self.analysis.steps):
+            return None
+        return self.analysis.steps[index]
 
     @contextmanager
     def _editing(self):
@@ -187,10 +219,12 @@ class StepEditor(QWidget):
     def rebuild(self) -> None:
         """Build the form of the shown step from scratch."""
         self._marked = []
+        self._last_marks = None
         self._forms = []
         self.variable_box = self.group_by_combo = self.per_group_check = self.pattern_box = None
         self.variable_checks, self.special_input_labels, self.special_output_labels = {}, {}, {}
         self.entry_boxes, self.call_boxes, self.param_widgets, self.unknown_kwarg_rows = {}, {}, {}, {}
+        self.entry_remove_buttons, self.call_badges, self.widgets_by_path = {}, {}, {}
         if self._body is not None:
             self._layout.removeWidget(self._body)
             self._body.setParent(None)
@@ -209,12 +243,12 @@ class StepEditor(QWidget):
             body.addStretch(1)
             return
         self._signature = _signature(step)
-        flows = self.model.data_flow()
-        flow = flows.get(step.step_id)
-        number = f"Step {flow.index + 1}" if flow is not None else "Disabled step"
+        self.widgets_by_path[()] = self.header_label
+        enabled_ids = [s.step_id for s in self.model.enabled_steps()]
+        number = f"Step {enabled_ids.index(step.step_id) + 1}" if step.step_id in enabled_ids else "Disabled step"
         self.header_label.setText(f"<b>{number}: {html.escape(step.name)}</b>")
         body.addWidget(self._components_box(step))
-        io_box = self._special_io_box(step, flow)
+        io_box = self._special_io_box(step)
         if io_box is not None:
             body.addWidget(io_box)
         self.pattern_box = QWidget(self._body)
@@ -226,8 +260,12 @@ class StepEditor(QWidget):
         else:
             for index in range(len(step.chains[None])):
                 pattern_layout.addWidget(self._call_box(step, None, index, self.pattern_box))
+        single = not step.per_group and len(step.chains[None]) == 1
+        # "func" names the whole pattern; for a single function that is its section.
+        self.widgets_by_path[("func",)] = self.call_boxes[(None, 0)] if single else self.pattern_box
         body.addWidget(self.pattern_box)
         body.addStretch(1)
+        self._update_flow()
 
     def _components_box(self, step: StepModel) -> QWidget:
         box = QFrame(self._body)
@@ -249,6 +287,7 @@ class StepEditor(QWidget):
             row.addWidget(check)
         row.addStretch(1)
         layout.addWidget(self.variable_box)
+        self.widgets_by_path[("variable_components",)] = self.variable_box
         group_row = QHBoxLayout()
         group_row.addWidget(QLabel("Group by", box))
         self.group_by_combo = QComboBox(box)
@@ -262,6 +301,7 @@ class StepEditor(QWidget):
         self.group_by_combo.setCurrentIndex(max(0, self.group_by_combo.findData(step.group_by)))
         self.group_by_combo.currentIndexChanged.connect(self._on_group_by_changed)
         group_row.addWidget(self.group_by_combo)
+        self.widgets_by_path[("group_by",)] = self.group_by_combo
         label = f"one chain per {step.group_by}" if step.group_by else "one chain per value"
         self.per_group_check = QCheckBox(label, box)
         self.per_group_check.setToolTip("Give each value of the group-by component its own functions and parameters.")
@@ -273,28 +313,62 @@ class StepEditor(QWidget):
         layout.addLayout(group_row)
         return box
 
-    def _special_io_box(self, step: StepModel, flow: Any) -> QWidget | None:
-        if flow is None or not (flow.inputs_from or flow.outputs):
+    def _special_io_box(self, step: StepModel) -> QWidget | None:
+        inputs: list[str] = []
+        outputs: list[str] = []
+        for _, _, call in step.calls():
+            info = _info(call)
+            if info is None:
+                continue
+            inputs += [n for n in info.special_inputs if n not in inputs]
+            outputs += [n for n in info.special_outputs if n not in outputs]
+        if not (inputs or outputs):
             return None
         box = QWidget(self._body)
         layout = QHBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
-        for name, producer in flow.inputs_from.items():
-            text = f"{name} <- step {producer + 1}" if producer is not None else f"{name} <- (no step produces it)"
-            label = QLabel(text, box)
+        for name in inputs:
+            label = QLabel(name, box)
             label.setToolTip(f"special input '{name}': loaded from the step that produces it")
             self.special_input_labels[name] = label
+            self.widgets_by_path[("special_inputs", name)] = label
             layout.addWidget(label)
-        for name in flow.outputs:
+        for name in outputs:
             label = QLabel(f"gives {name}", box)
             label.setToolTip(f"special output '{name}': later steps can take it as a special input")
             self.special_output_labels[name] = label
+            self.widgets_by_path[("special_outputs", name)] = label
             layout.addWidget(label)
         layout.addStretch(1)
         return box
 
+    def _update_flow(self) -> None:
+        """Texts that come from the analysis: where special inputs come from, who takes the outputs, call badges."""
+        flow = self._flow()
+        for name, label in self.special_input_labels.items():
+            link = flow.special_inputs.get(name) if flow is not None else None
+            if link is None or link.producer_step_index is None:
+                label.setText(f"{name} <- (no step produces it)" if flow is not None else name)
+            elif link.same_step:
+                label.setText(f"{name} <- this step's earlier function")
+            else:
+                label.setText(f"{name} <- step {link.producer_step_index + 1}")
+        for name, label in self.special_output_labels.items():
+            consumers = flow.special_outputs.get(name, ()) if flow is not None else ()
+            to = f" -> step {', '.join(str(i + 1) for i in consumers)}" if consumers else ""
+            label.setText(f"gives {name}{to}")
+        calls = {call.path: call for call in flow.calls} if flow is not None else {}
+        for path, badge in self.call_badges.items():
+            call = calls.get(path)
+            if call is None or not call.input_memory_type:
+                continue
+            memory = call.input_memory_type
+            if call.output_memory_type and call.output_memory_type != memory:
+                memory += f" -> {call.output_memory_type}"
+            badge.setText(memory)
+
     def _entry_title(self, step: StepModel, key: str) -> str:
-        title = f"func[{key!r}]: {step.group_by or 'group'} {key}"
+        title = f"{step.group_by or 'group'} {key}"
         if step.group_by == "channel" and key in self.channel_names:
             title += f" ({self.channel_names[key]})"
         return title
@@ -302,21 +376,37 @@ class StepEditor(QWidget):
     def _entry_box(self, step: StepModel, key: str) -> QGroupBox:
         box = QGroupBox(self._entry_title(step, key), self.pattern_box)
         layout = QVBoxLayout(box)
+        top = QHBoxLayout()
+        top.addStretch(1)
+        remove = QPushButton(f"Remove {self._entry_title(step, key)}", box)
+        remove.setToolTip(f"This step no longer processes {self._entry_title(step, key)}")
+        remove.setEnabled(len(step.chains) > 1)
+        remove.clicked.connect(lambda _=False, k=key: self.model.remove_entry(step.step_id, k))
+        top.addWidget(remove)
+        self.entry_remove_buttons[key] = remove
+        layout.addLayout(top)
         for index in range(len(step.chains[key])):
             layout.addWidget(self._call_box(step, key, index, box))
-        add = QPushButton(f"Add selected function to func[{key!r}]", box)
+        add = QPushButton("Add the selected function here", box)
         add.clicked.connect(lambda _=False, k=key: self._add_selected_to_chain(k))
         layout.addWidget(add)
         self.entry_boxes[key] = box
+        self.widgets_by_path.setdefault(("func", key), box)
         return box
+
+    def _call_title(self, step: StepModel, key: str | None, index: int) -> str:
+        call = step.chains[key][index]
+        shown_name = call.function if call.registered else f"{call.function} (not in the registry)"
+        chain = step.chains[key]
+        if len(chain) > 1:
+            return f"function {index + 1} of {len(chain)}: {shown_name}"
+        return shown_name
 
     def _call_box(self, step: StepModel, key: str | None, index: int, parent: QWidget) -> QGroupBox:
         call = step.chains[key][index]
         chain_length = len(step.chains[key])
-        place = step.place(key, index)
-        shown_name = call.function if call.registered else f"{call.function} (not in the registry)"
-        title = f"{place}: {shown_name}" if place else shown_name
-        box = QGroupBox(title, parent)
+        path = step.path(key, index)
+        box = QGroupBox(self._call_title(step, key, index), parent)
         layout = QVBoxLayout(box)
         layout.setContentsMargins(6, 4, 6, 4)
         top = QHBoxLayout()
@@ -325,7 +415,9 @@ class StepEditor(QWidget):
             memory = info.input_memory_type
             if info.output_memory_type != info.input_memory_type:
                 memory += f" -> {info.output_memory_type}"
-            top.addWidget(memory_badge_label(memory, box))
+            badge = memory_badge_label(memory, box)
+            self.call_badges[path] = badge
+            top.addWidget(badge)
             if info.summary:
                 box.setToolTip(info.summary)
         top.addStretch(1)
@@ -349,8 +441,11 @@ class StepEditor(QWidget):
                 widgets = []
                 for param in params:
                     widget = param_widget(param, _initial_value(param, call.kwargs))
+                    if param.name in call.invalid and isinstance(widget, LineEdit):
+                        widget.value = call.invalid[param.name]
                     widget.changed.connect(lambda value, p=param, w=widget: self._on_param_changed(key, index, p, w))
                     self.param_widgets[(key, index, param.name)] = widget
+                    self.widgets_by_path[(*path, "kwargs", param.name)] = widget.native
                     widgets.append(widget)
                 form = Container(widgets=widgets, labels=True)
                 form.margins = (0, 0, 0, 0)
@@ -363,19 +458,22 @@ class StepEditor(QWidget):
                 if name not in known:
                     layout.addWidget(self._unknown_kwarg_row(step, key, index, name, value, box))
         self.call_boxes[(key, index)] = box
+        self.widgets_by_path.setdefault(path, box)
         return box
 
     def _unknown_kwarg_row(self, step: StepModel, key: str | None, index: int, name: str, value: Any, parent: QWidget) -> QWidget:
         row = QWidget(parent)
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel(f"{name} = {value!r}  (not a parameter of this function)", row))
+        label = QLabel(f"{name} = {value!r}  (not a parameter of this function)", row)
+        layout.addWidget(label)
         layout.addStretch(1)
         remove = QPushButton("Remove", row)
         remove.setToolTip(f"Remove the keyword '{name}'")
         remove.clicked.connect(lambda _=False: self.model.remove_kwarg(step.step_id, key, index, name))
         layout.addWidget(remove)
         self.unknown_kwarg_rows[(key, index, name)] = row
+        self.widgets_by_path[(*step.path(key, index), "kwargs", name)] = label
         return row
 
     # -- form -> model ----------------------------------------------------------------------
@@ -384,14 +482,20 @@ class StepEditor(QWidget):
         if step is None:
             return
         if isinstance(widget, LineEdit) and param.annotation is not str:
+            text = widget.value
             try:
-                value = ast.literal_eval(widget.value) if widget.value.strip() else None
-            except (ValueError, SyntaxError):
-                mark_widget(widget.native, "error", [f"{param.name}: not a Python literal (e.g. 1.5, (3, 3), None)"])
+                value = ast.literal_eval(text) if text.strip() else None
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                with self._editing():
+                    self.model.set_invalid_text(step.step_id, key, index, param.name, text)
                 return
-            clear_mark(widget.native)
             if value is None and param.required:
+                with self._editing():
+                    self.model.set_invalid_text(step.step_id, key, index, param.name, text)
                 return
+        elif isinstance(widget, FloatSpinBox):
+            # The spin box shows a few decimals; save what it shows, not the float noise of its steps.
+            value = round(float(widget.value), widget.native.decimals())
         else:
             value = widget.value
         with self._editing():
@@ -436,56 +540,36 @@ class StepEditor(QWidget):
             self.model.add_to_chain(step.step_id, name, key)
 
     # -- diagnostics -> widgets ----------------------------------------------------------------
-    def widget_for(self, location: FieldLocation) -> QWidget | None:
-        """The widget that shows the part of the step a diagnostic names (``None``: nothing shown)."""
-        target = location.target
-        if target == "kwarg":
-            widget = self.param_widgets.get((location.key, location.index, location.name))
-            if widget is not None:
-                return widget.native
-            # A keyword the function does not take has no form field: mark its section.
-            return self.call_boxes.get((location.key, location.index))
-        if target == "call":
-            return self.call_boxes.get((location.key, location.index))
-        if target == "entry":
-            return self.entry_boxes.get(location.key or "")
-        if target == "variable_components":
-            return self.variable_box
-        if target == "group_by":
-            return self.group_by_combo
-        if target == "special_inputs":
-            return self.special_input_labels.get(location.name) or self.header_label
-        if target == "special_outputs":
-            return self.special_output_labels.get(location.name) or self.header_label
-        if target == "pattern":
-            return self.pattern_box
-        return self.header_label
+    def widget_for(self, path: Sequence[Any]) -> QWidget | None:
+        """The widget of the longest registered prefix of a diagnostic's ``path`` (``None``: no step shown)."""
+        place = tuple(path)
+        while place not in self.widgets_by_path and place:
+            place = place[:-1]
+        return self.widgets_by_path.get(place)
 
-    def mark(self, marks: list[tuple[FieldLocation, str, str]]) -> None:
-        """Show ``(location, severity, text)`` marks on the form; earlier marks are cleared."""
+    def mark(self, marks: list[tuple[FieldPath, str, str]]) -> None:
+        """Show ``(path, severity, text)`` marks on the form; earlier marks are cleared."""
+        if (marks, [id(w) for w in self._marked]) == getattr(self, "_last_marks", None):
+            return  # the same marks on the same widgets: restyling them would only cost a repolish
         for widget in self._marked:
             clear_mark(widget)
         self._marked = []
         grouped: dict[int, tuple[QWidget, list[str], list[str]]] = {}
-        for location, severity, text in marks:
-            targets = [self.widget_for(location)]
-            if location.target == "kwarg":
-                row = self.unknown_kwarg_rows.get((location.key, location.index, location.name))
-                if row is not None:
-                    targets.append(row)
-            for widget in targets:
-                if widget is None:
-                    continue
-                entry = grouped.setdefault(id(widget), (widget, [], []))
-                entry[1].append(severity)
-                entry[2].append(text)
+        for path, severity, text in marks:
+            widget = self.widget_for(path)
+            if widget is None:
+                continue
+            entry = grouped.setdefault(id(widget), (widget, [], []))
+            entry[1].append(severity)
+            entry[2].append(text)
         for widget, severities, texts in grouped.values():
             mark_widget(widget, "error" if "error" in severities else "warning", texts)
             self._marked.append(widget)
+        self._last_marks = (marks, [id(w) for w in self._marked])
 
-    def focus(self, location: FieldLocation) -> QWidget | None:
-        """Give the keyboard focus to the widget of ``location`` (returns it)."""
-        widget = self.widget_for(location)
+    def focus(self, path: Sequence[Any]) -> QWidget | None:
+        """Give the keyboard focus to the widget of ``path`` (returns it)."""
+        widget = self.widget_for(path)
         if widget is not None:
             widget.setFocus(Qt.FocusReason.OtherFocusReason)
         return widget
@@ -499,23 +583,25 @@ class _CallFacts:
     input_memory_type: str
     output_memory_type: str
     special_inputs: tuple[str, ...]
+    special_outputs: tuple[str, ...]
     summary: str
 
 
 def _info(call: CallModel) -> _CallFacts | None:
-    """The function's parameters and memory types (``None`` for an unknown registry name)."""
+    """The function's parameters and declared types (``None`` for an unknown registry name)."""
     if call.registered:
         try:
             info = registry.info(call.function)
         except KeyError:
             return None
-        return _CallFacts(info.params, info.input_memory_type, info.output_memory_type, info.special_inputs, info.summary)
+        return _CallFacts(info.params, info.input_memory_type, info.output_memory_type, info.special_inputs, info.special_outputs, info.summary)
     func = call.resolve()
     return _CallFacts(
         describe_parameters(func),
         str(getattr(func, "input_memory_type", "")),
         str(getattr(func, "output_memory_type", "")),
         tuple(get_special_inputs(func)),
+        tuple(get_special_outputs(func)),
         summary_line(func),
     )
 
@@ -527,6 +613,8 @@ def _signature(step: StepModel) -> Any:
         step.enabled,
         step.variable_components,
         step.group_by,
-        tuple((key, tuple((c.function, tuple(sorted((k, repr(v)) for k, v in c.kwargs.items()))) for c in chain)) for key, chain in step.chains.items()),
+        tuple(
+            (key, tuple((c.function, tuple(sorted((k, repr(v)) for k, v in c.kwargs.items())), tuple(sorted(c.invalid.items()))) for c in chain))
+            for key, chain in step.chains.items()
+        ),
     )
-

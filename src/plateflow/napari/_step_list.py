@@ -1,12 +1,15 @@
 """The step list: one row per step, with its number, data-flow badges and diagnostics.
 
-Each row shows the step's name (editable: double-click or F2 renames it), a
+Each row shows the step's name (editable: double-click or F2 renames it; Delete
+removes the step), a
 check box (unchecked: the step is disabled and left out of the checked and run
 pipeline), and under the name a line of badges: the step's memory type, the
 conversion planned from the previous step ("numpy -> torch"), where its special
 inputs come from ("positions from step 1") and what it produces. Rows reorder by
 drag and drop. A step with a diagnostic gets an error or warning icon, a
-coloured name and the messages in its tooltip.
+coloured name and the messages in its tooltip. The badges are the compiler's:
+the step's :class:`plateflow.compiler.analysis.StepFlow` from the builder's last
+:func:`plateflow.analyze` (:meth:`StepListWidget.set_analysis`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._model import PipelineModel, StepFlow
+from typing import Any
+
+from ._model import PipelineModel
 from ._style import SEVERITY_COLOURS, memory_colour, severity_icon
 
 __all__ = ["StepListWidget", "STEP_ID_ROLE", "SEVERITY_ROLE", "BADGES_ROLE", "NUMBER_ROLE"]
@@ -43,10 +48,12 @@ _OUTPUT_COLOUR = "#5d6d7e"
 _DISABLED_COLOUR = "#9e9e9e"
 
 
-def step_badges(flow: StepFlow | None) -> list[tuple[str, str]]:
-    """The badges of one step: memory type, conversion from the previous step, special I/O links."""
-    if flow is None:
+def step_badges(flow: Any, enabled: bool = True) -> list[tuple[str, str]]:
+    """The badges of one step's analysed flow: memory type, conversion in front of it, special I/O links."""
+    if not enabled:
         return [("disabled", _DISABLED_COLOUR)]
+    if flow is None:
+        return []
     badges: list[tuple[str, str]] = []
     if flow.conversion is not None:
         badges.append((f"{flow.conversion[0]} -> {flow.conversion[1]}", _CONVERSION_COLOUR))
@@ -55,12 +62,14 @@ def step_badges(flow: StepFlow | None) -> list[tuple[str, str]]:
         if flow.output_memory_type and flow.output_memory_type != flow.input_memory_type:
             memory += f" -> {flow.output_memory_type}"
         badges.append((memory, memory_colour(flow.input_memory_type)))
-    for name, producer in flow.inputs_from.items():
-        if producer is None:
-            badges.append((f"{name}: no producer", _MISSING_COLOUR))
+    for name, link in flow.special_inputs.items():
+        if link.producer_step_index is None:
+            badges.append((f"{name}: no step makes it", _MISSING_COLOUR))
+        elif link.same_step:
+            badges.append((f"{name} from this step", _LINK_COLOUR))
         else:
-            badges.append((f"{name} from step {producer + 1}", _LINK_COLOUR))
-    for name in flow.outputs:
+            badges.append((f"{name} from step {link.producer_step_index + 1}", _LINK_COLOUR))
+    for name in flow.special_outputs:
         badges.append((f"gives {name}", _OUTPUT_COLOUR))
     return badges
 
@@ -122,6 +131,7 @@ class StepListWidget(QListWidget):
     """
 
     current_step_changed = Signal(str)
+    delete_requested = Signal(str)
 
     def __init__(self, model: PipelineModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,17 +141,15 @@ class StepListWidget(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.setDefaultDropAction(Qt.DropAction.MoveAction)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked
-            | QAbstractItemView.EditTrigger.EditKeyPressed
-            | QAbstractItemView.EditTrigger.SelectedClicked
-        )
+        # No rename on a click of the selected row: a second click is a selection, not an edit.
+        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.setAlternatingRowColors(False)
         self.setMinimumHeight(120)
         self.itemChanged.connect(self._on_item_changed)
         self.model().rowsMoved.connect(self._on_rows_moved)
         self.currentItemChanged.connect(self._on_current_changed)
         self._diagnostics: dict[str, list[tuple[str, str]]] = {}
+        self.analysis: Any = None
         self.refresh()
 
     # -- reading ---------------------------------------------------------------------
@@ -186,7 +194,7 @@ class StepListWidget(QListWidget):
                 if current in model_ids:
                     self.setCurrentRow(model_ids.index(current))
                 self.blockSignals(False)
-            flows = self.model_.data_flow()
+            flows = self._flows()
             for row, step in enumerate(self.model_.steps):
                 item = self.item(row)
                 if item.text() != step.name:
@@ -194,14 +202,36 @@ class StepListWidget(QListWidget):
                 state = Qt.CheckState.Checked if step.enabled else Qt.CheckState.Unchecked
                 if item.checkState() != state:
                     item.setCheckState(state)
-                flow = flows.get(step.step_id)
-                item.setData(NUMBER_ROLE, flow.index + 1 if flow is not None else 0)
-                item.setData(BADGES_ROLE, step_badges(flow))
+                number, flow = flows.get(step.step_id, (0, None))
+                item.setData(NUMBER_ROLE, number)
+                item.setData(BADGES_ROLE, step_badges(flow, step.enabled))
                 self._apply_diagnostics(item)
         finally:
             self._syncing = False
         if self.current_step_id() != current:
             self.current_step_changed.emit(self.current_step_id())
+
+    def _flows(self) -> dict[str, tuple[int, Any]]:
+        """Step id -> (1-based number among the enabled steps, its analysed flow or ``None``)."""
+        steps = self.analysis.steps if self.analysis is not None else ()
+        return {
+            step.step_id: (index + 1, steps[index] if index < len(steps) else None)
+            for index, step in enumerate(self.model_.enabled_steps())
+        }
+
+    def set_analysis(self, analysis: Any) -> None:
+        """Show the badges of the compiler's last result."""
+        self.analysis = analysis
+        self.refresh()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.state() != QAbstractItemView.State.EditingState:
+            step_id = self.current_step_id()
+            if step_id:
+                self.delete_requested.emit(step_id)
+                event.accept()
+                return
+        super().keyPressEvent(event)
 
     def set_diagnostics(self, by_step: dict[str, list[tuple[str, str]]]) -> None:
         """Mark rows: ``{step_id: [(severity, text), ...]}``; rows not named are cleared."""

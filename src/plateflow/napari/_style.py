@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
-from qtpy.QtWidgets import QGroupBox, QLabel, QStyle, QWidget
+from qtpy.QtWidgets import QCheckBox, QGroupBox, QLabel, QStyle, QWidget
 
 __all__ = [
     "MEMORY_TYPE_COLOURS",
@@ -103,36 +103,39 @@ def worst_severity(severities: Iterable[str]) -> str:
 def mark_widget(widget: QWidget, severity: str, messages: Iterable[str]) -> None:
     """Frame ``widget`` in the severity's colour and add the messages to its tooltip.
 
-    Marking again replaces the previous mark; :func:`clear_mark` restores the widget.
+    The frame's style sheet selects the widget by a property, not by its object
+    name: magicgui names its widgets ``magicgui.QDoubleSpinBox``, and a dot in a
+    ``#name`` selector matches nothing. Marking again replaces the previous mark;
+    :func:`clear_mark` restores the widget.
     """
     if widget.property(_BASE_TOOLTIP) is None:
         widget.setProperty(_BASE_TOOLTIP, widget.toolTip())
         widget.setProperty(_BASE_STYLE, widget.styleSheet())
-    if not widget.objectName():
-        widget.setObjectName(f"plateflow_marked_{id(widget):x}")
     colour = SEVERITY_COLOURS.get(severity, SEVERITY_COLOURS["warning"])
     base_style = widget.property(_BASE_STYLE) or ""
-    name = widget.objectName()
-    frame = f"#{name} {{ border: 2px solid {colour}; border-radius: 3px; }}"
+    selector = f'[{MARK_PROPERTY}="{severity}"]'
+    frame = f"{selector} {{ border: 2px solid {colour}; border-radius: 3px; }}"
     if isinstance(widget, QGroupBox):
         # A styled group box draws its title itself: keep it above the frame, in the mark's colour.
         frame = (
-            f"#{name} {{ border: 2px solid {colour}; border-radius: 3px; margin-top: 1.3em; padding-top: 2px; }}"
-            f" #{name}::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; color: {colour}; }}"
+            f"QGroupBox{selector} {{ border: 2px solid {colour}; border-radius: 3px; margin-top: 1.3em; padding-top: 2px; }}"
+            f" QGroupBox{selector}::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; color: {colour}; }}"
         )
+    elif isinstance(widget, QCheckBox):
+        frame = f"QCheckBox{selector} {{ border: 2px solid {colour}; border-radius: 3px; padding: 1px; }}"
+    widget.setProperty(MARK_PROPERTY, severity)
     widget.setStyleSheet(f"{base_style}\n{frame}")
     base_tooltip = widget.property(_BASE_TOOLTIP) or ""
     text = "\n".join(messages)
     widget.setToolTip(f"{base_tooltip}\n\n{text}" if base_tooltip else text)
-    widget.setProperty(MARK_PROPERTY, severity)
 
 
 def clear_mark(widget: QWidget) -> None:
     if not widget.property(MARK_PROPERTY):
         return
+    widget.setProperty(MARK_PROPERTY, "")
     widget.setStyleSheet(widget.property(_BASE_STYLE) or "")
     widget.setToolTip(widget.property(_BASE_TOOLTIP) or "")
-    widget.setProperty(MARK_PROPERTY, "")
 
 
 def marked_severity(widget: QWidget) -> str:

@@ -12,9 +12,15 @@ It connects the builder (its model, its checks and its sample well/site) to a
   error (icon, colour, message in the tooltip), the status line says what
   failed, and **Show traceback** opens the full traceback.
 
-Controls: *Live preview* (off: nothing runs), *Show all intermediate steps*
-(every step gets layers, not only the steps marked to be shown and the last
-one) and *Show the selected step* (the selected step's ``visualize`` flag).
+Controls: *Live preview* (off: nothing runs), *All steps* (show all
+intermediate steps: every step gets layers, not only the steps marked to be
+shown and the last one) and *Selected step* (the selected step's
+``visualize`` flag).
+
+Every layer is in the plate's frame (see ``_frame``): the plate's own images
+are added under the step layers, and choosing another well or site to tune
+on moves the viewer's sliders there; the canvas names the well and site the
+sliders stand on.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from qtpy.QtWidgets import (
 
 from plateflow.execution.sample import SampleStepFailure, SampleStepOutput
 
+from ._reader import plate_layer_data
 from ._runner import SampleRequest, SampleRunController
 from ._style import SEVERITY_COLOURS
 from ._visualizer import StepVisualizer
@@ -102,12 +109,15 @@ class TuningPanel(QWidget):
         self._reused = 0
         self.last_run_seconds = 0.0
 
-        self.live_check = QCheckBox("Live preview on the sample site", self)
+        self.live_check = QCheckBox("Live preview", self)
         self.live_check.setChecked(True)
         self.live_check.setToolTip("Run the pipeline on the chosen well and site after every edit and show the steps as layers")
-        self.show_all_check = QCheckBox("Show all intermediate steps", self)
-        self.show_all_check.setToolTip("A layer for every step, not only the last step and the steps marked to be shown")
-        self.show_step_check = QCheckBox("Show the selected step", self)
+        self.show_all_check = QCheckBox("All steps", self)
+        self.show_all_check.setToolTip(
+            "Show all intermediate steps: a layer for every step, not only the last step and the steps marked to be "
+            "shown (the intermediate images start hidden: switch on the ones to look at)"
+        )
+        self.show_step_check = QCheckBox("Selected step", self)
         self.show_step_check.setToolTip("Give the selected step its own layers while tuning (its 'visualize' flag)")
         self.status_label = QLabel("", self)
         self.status_label.setWordWrap(True)
@@ -116,6 +126,7 @@ class TuningPanel(QWidget):
         self.traceback_button.setToolTip("The full traceback of the step that failed")
 
         toggles = QHBoxLayout()
+        toggles.addWidget(QLabel("<b>Tune</b>", self))
         toggles.addWidget(self.live_check)
         toggles.addWidget(self.show_all_check)
         toggles.addWidget(self.show_step_check)
@@ -128,8 +139,8 @@ class TuningPanel(QWidget):
         layout.addLayout(toggles)
         layout.addLayout(status)
 
-        self.visualizer = StepVisualizer(viewer)
-        self.controller = SampleRunController(self._request, self)
+        self.visualizer = StepVisualizer(viewer, place_tables=self._place_tables)
+        self.controller = SampleRunController(self._request, self, prepare=self.visualizer.prepare)
         self._connect()
         self._on_plate_changed(builder.plate)
         self._on_current_step_changed(builder.step_list.current_step_id())
@@ -139,6 +150,10 @@ class TuningPanel(QWidget):
         builder.model.changed.connect(self._on_edit)
         builder.checked.connect(self._on_checked)
         builder.sample_changed.connect(self._on_edit)
+        builder.sample_changed.connect(self.move_to_sample)
+        position_text = self._update_position_text
+        dims_events = self.viewer.dims.events.current_step
+        dims_events.connect(position_text)
         builder.plate_changed.connect(self._on_plate_changed)
         builder.step_list.current_step_changed.connect(self._on_current_step_changed)
         self.live_check.toggled.connect(self._on_live_toggled)
@@ -150,11 +165,13 @@ class TuningPanel(QWidget):
         self.controller.step_failed.connect(self._on_failure)
         self.controller.run_finished.connect(self._on_run_finished)
         self.controller.not_run.connect(self._on_not_run)
+        self.controller.up_to_date.connect(self._on_up_to_date)
         # Closing the viewer deletes the builder: stop the worker without touching Qt objects.
         controller, visualizer = self.controller, self.visualizer
 
         def shut_down(*_: Any) -> None:
             visualizer.closed = True
+            dims_events.disconnect(position_text)
             controller.shutdown()
 
         builder.destroyed.connect(shut_down)
@@ -169,6 +186,10 @@ class TuningPanel(QWidget):
             return "No plate to tune on."
         if not builder.sample_well or not builder.sample_site:
             return "Choose a well and a site to tune on."
+        step_ids = tuple(step.step_id for step in builder.model.enabled_steps())
+        if not step_ids:
+            self.visualizer.remove_all()  # no step, no step layers (the plate's own images stay)
+            return "Add a step to see its output."
         if builder.check_pending:
             self._requesting = True
             try:
@@ -182,9 +203,6 @@ class TuningPanel(QWidget):
             pipeline = builder.model.to_pipeline()
         except KeyError as error:
             return str(error.args[0])
-        step_ids = tuple(step.step_id for step in builder.model.enabled_steps())
-        if not step_ids:
-            return "Add a step to see its output."
         return SampleRequest(pipeline, builder.sample_well, builder.sample_site, step_ids, (self.visualizer.show_all,))
 
     def schedule(self) -> None:
@@ -197,6 +215,9 @@ class TuningPanel(QWidget):
     def _on_checked(self, diagnostics: list) -> None:
         if self._requesting:
             return
+        if not self.builder.model.enabled_steps():
+            self.schedule()  # the request says there is nothing to show, and clears the step layers
+            return
         if any(d.is_error for d in diagnostics):
             self.controller.cancel()
             errors = sum(d.is_error for d in diagnostics)
@@ -204,11 +225,56 @@ class TuningPanel(QWidget):
             return
         self.schedule()
 
+    def _place_tables(self, view: QWidget) -> None:
+        """The tuning run's tables as the builder's "Tables" tab (not one more dock to fit on the screen)."""
+        self.builder.tabs.addTab(view, "Tables")
+
     def _on_plate_changed(self, plate: Any) -> None:
         self.visualizer.set_plate(plate)
         self.controller.set_plate(plate)
         self.builder.clear_run_errors()
+        if plate is not None:
+            self._show_plate_layers(plate)
+        self.move_to_sample()
         self.schedule()
+
+    def _show_plate_layers(self, plate: Any) -> None:
+        """The plate's own images under the step layers (unless the viewer shows them already)."""
+        root = str(plate.root)
+        if any(layer.metadata.get("plateflow_plate") == root for layer in self.viewer.layers):
+            return
+        for position, (data, kwargs, _kind) in enumerate(plate_layer_data(plate)):
+            layer = self.viewer.add_image(data, **kwargs)
+            self.viewer.layers.move(self.viewer.layers.index(layer), position)
+
+    def move_to_sample(self, *_: Any) -> None:
+        """Put the viewer's well and site sliders on the well and site being tuned."""
+        frame = self.visualizer.frame
+        builder = self.builder
+        if frame is None or not builder.sample_well or not builder.sample_site:
+            return
+        frame.move_viewer(self.viewer, {"well": builder.sample_well, "site": builder.sample_site})
+        self._update_position_text()
+
+    def _update_position_text(self, *_: Any) -> None:
+        """Name the well and site the sliders stand on (napari's sliders show only indices)."""
+        frame = self.visualizer.frame
+        overlay = self.viewer.canvas.overlays["text"]
+        if frame is None or self.viewer.dims.ndim != len(frame.axes) + 2:
+            overlay.visible = False
+            return
+        point = self.viewer.dims.point
+        parts = []
+        for axis, component in enumerate(frame.axes):
+            values = frame.values[component]
+            index = min(max(int(round(point[axis])), 0), len(values) - 1)
+            label = "Z" if component == "z_index" else component
+            parts.append(f"{label} {values[index]}")
+        overlay.text = ", ".join(parts)
+        overlay.position = "top_left"
+        overlay.color = "white"
+        overlay.font_size = 12
+        overlay.visible = True
 
     def _on_live_toggled(self, on: bool) -> None:
         if on:
@@ -238,12 +304,13 @@ class TuningPanel(QWidget):
         self._computed = self._reused = 0
         self._run_failed = False
         self.visualizer.begin_run()
+        self.visualizer.forget_steps_except(request.step_ids)  # layers of steps that are gone (Clear, Load)
         self._set_status(f"Running on well {request.well}, site {request.site}...")
 
     def _on_output(self, request: SampleRequest, output: SampleStepOutput) -> None:
         step_id = request.step_ids[output.step_index]
         try:
-            self.visualizer.show(output, step_id)
+            self.visualizer.show(output, step_id, self.controller.prepared(output))
         except Exception as error:  # a layer napari refuses must not end the session: report it like a failure
             self._on_failure(request, _display_failure(output, error))
             return
@@ -278,14 +345,21 @@ class TuningPanel(QWidget):
                 f"in {self.last_run_seconds * 1000:.0f} ms."
             )
 
+    def _on_up_to_date(self, request: SampleRequest) -> None:
+        if self.failure is None:
+            self._set_status(f"Well {request.well}, site {request.site}: the layers show the pipeline as it is.")
+
     def _on_not_run(self, message: str) -> None:
         self._set_status(message, "warning" if "error" in message else "")
 
     def _set_status(self, text: str, severity: str = "") -> None:
         colour = SEVERITY_COLOURS.get(severity)
-        self.status_label.setStyleSheet(f"color: {colour};" if colour else "")
-        self.status_label.setText(text)
-        self.status_label.setToolTip(text)
+        style = f"color: {colour};" if colour else ""
+        if self.status_label.styleSheet() != style:  # a new style sheet repolishes: only when it changes
+            self.status_label.setStyleSheet(style)
+        if self.status_label.text() != text:
+            self.status_label.setText(text)
+            self.status_label.setToolTip(text)
 
     def show_traceback(self) -> TracebackDialog | None:
         """Open the traceback of the last failure (returned, already shown)."""

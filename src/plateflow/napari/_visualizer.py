@@ -13,7 +13,8 @@ and turns them into layers:
   ``segmentation``, ``label``, ``threshold``, ``measurement``) become **Labels** layers;
 - point-like special outputs (tables with ``y``/``x`` or ``centroid_y``/``centroid_x``
   columns, ``positions``-like lists of ``(y, x)``) become **Points** layers;
-- tables go to the "plateflow tables" dock (a table view with a choice of tables).
+- tables go to a table view with a choice of tables (the builder shows it as its
+  "Tables" tab; without a place for it, the "plateflow tables" dock).
 
 Which steps are shown: those marked ``visualize`` (the compiled context's
 ``required_visualizers``) and the last step; with ``show_all`` every step.
@@ -36,6 +37,7 @@ import numpy as np
 from plateflow.library import registry
 from plateflow.plate import natural_key
 
+from ._frame import PlateFrame
 from ._reader import channel_colormap
 from ._table import TableView
 
@@ -91,6 +93,32 @@ def point_coordinates(special: "SpecialOutput") -> np.ndarray | None:
     return None
 
 
+def _merged_points(groups: Sequence["SpecialOutput"]) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """The points of every group of one special output (each channel's, for a per-channel step),
+    with their table's columns as features (``None`` when the output is not point-like)."""
+    coordinates: list[np.ndarray] = []
+    rows: list[Mapping[str, Any]] = []
+    for special in groups:
+        found = point_coordinates(special)
+        if found is None:
+            return None
+        coordinates.append(found)
+        if special.rows is not None:
+            rows.extend(special.rows)
+        else:
+            rows.extend({**special.fixed} for _ in range(len(found)))
+    points = np.concatenate(coordinates) if coordinates else np.zeros((0, 2))
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    features: dict[str, np.ndarray] = {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        if all(_is_number(v) for v in values):
+            features[column] = np.array([float(v) for v in values])
+        else:
+            features[column] = np.array(["" if v is None else str(v) for v in values], dtype=object)
+    return points, features
+
+
 @dataclass(frozen=True)
 class _ChannelStack:
     channel: str
@@ -121,6 +149,14 @@ def _channel_stacks(images: Sequence["ImageFile"], planes: Sequence[np.ndarray])
     return stacks
 
 
+@dataclass(frozen=True)
+class PreparedOutput:
+    """An output's layer data, made off the main thread: its channel stacks and its point sets."""
+
+    stacks: tuple[_ChannelStack, ...]
+    points: Mapping[str, tuple[np.ndarray, dict[str, np.ndarray]]]
+
+
 class StepVisualizer:
     """Creates and updates the layers of a tuning run; call it on the main thread only.
 
@@ -128,8 +164,10 @@ class StepVisualizer:
         viewer: the napari viewer.
     """
 
-    def __init__(self, viewer: Any) -> None:
+    def __init__(self, viewer: Any, place_tables: Any = None) -> None:
         self.viewer = viewer
+        #: called once with the table view when the first table comes (``None``: dock it in the viewer)
+        self.place_tables = place_tables
         self.show_all = False
         self.closed = False
         self._layers: dict[tuple[str, str, str], Any] = {}  # (step id, kind, part) -> layer
@@ -141,6 +179,7 @@ class StepVisualizer:
         self._channel_names: dict[str, str] = {}
         self._channel_order: tuple[str, ...] = ()
         self._pixel_size: float | None = None
+        self.frame: PlateFrame | None = None
 
     # -- plate ------------------------------------------------------------------------
     def set_plate(self, plate: "Plate | None") -> None:
@@ -148,7 +187,9 @@ class StepVisualizer:
         self.remove_all()
         if plate is None:
             self._channel_names, self._channel_order, self._pixel_size = {}, (), None
+            self.frame = None
             return
+        self.frame = PlateFrame.from_plate(plate)
         self._channel_names = dict(plate.channel_names)
         self._channel_order = tuple(plate.components["channel"])
         self._pixel_size = plate.pixel_size
@@ -179,28 +220,69 @@ class StepVisualizer:
             for name in stale:
                 del self._table_names[name]
 
-    def show(self, output: "SampleStepOutput", step_id: str) -> list[Any]:
-        """Show one step's output under the model step ``step_id``; returns the layers it touched."""
+    def prepare(self, output: "SampleStepOutput") -> "PreparedOutput | None":
+        """The numpy work of showing ``output`` (stacking its planes, gathering its points); safe in any
+        thread, so a worker can do it and the main thread only updates the layers."""
+        if not self.wants(output):
+            return None
+        stacks = _channel_stacks(output.images, output.planes)
+        by_name: dict[str, list["SpecialOutput"]] = {}
+        for special in output.specials:
+            by_name.setdefault(special.name, []).append(special)
+        points = {name: found for name, groups in by_name.items() if (found := _merged_points(groups)) is not None}
+        return PreparedOutput(tuple(stacks), points)
+
+    def show(self, output: "SampleStepOutput", step_id: str, prepared: "PreparedOutput | None" = None) -> list[Any]:
+        """Show one step's output under the model step ``step_id``; returns the layers it touched.
+
+        ``prepared`` is what :meth:`prepare` made of it (in a worker); without it the work is done here.
+        """
         if self.closed or not self.wants(output):
             return []
+        if prepared is None:
+            prepared = self.prepare(output)
+            assert prepared is not None  # wants() held
         touched = []
         title = f"{output.step_index + 1} {output.step_name}"
-        stacks = _channel_stacks(output.images, output.planes)
+        place = {"well": output.well, "site": output.site}
+        stacks = prepared.stacks
         for stack in stacks:
             name = title
             if len(stacks) > 1:
                 name = f"{title} ({self.channel_display(stack.channel)[0]})"
             labels = is_label_output(output.functions, stack.data.dtype)
             key = (step_id, "labels" if labels else "image", stack.channel)
-            touched.append(self._put_image(key, name, stack, labels, f"{output.fingerprint}:{stack.channel}", step_id))
-        for special in output.specials:
-            coordinates = point_coordinates(special)
-            if coordinates is not None:
-                key = (step_id, "points", special.name)
-                touched.append(self._put_points(key, f"{title}: {special.name}", coordinates, f"{output.fingerprint}:{special.name}", step_id))
+            touched.append(
+                self._put_image(key, name, stack, labels, f"{output.fingerprint}:{stack.channel}", step_id, place, output.is_last or output.visualize)
+            )
+        for special_name, (coordinates, features) in prepared.points.items():
+            key = (step_id, "points", special_name)
+            touched.append(
+                self._put_points(key, f"{title}: {special_name}", coordinates, features, f"{output.fingerprint}:{special_name}", step_id, place)
+            )
         for table, rows in output.tables.items():
             self._put_table(f"{title}: {table}", rows, step_id)
+        self._order_layers()
         return touched
+
+    def _order_layers(self) -> None:
+        """Keep labels and points above the images, so additive image layers never wash the labels out."""
+        layers = self.viewer.layers
+        on_top = [layer for layer in layers if layer.metadata.get("plateflow_step") and layer.__class__.__name__ in ("Labels", "Points")]
+        if not on_top:
+            return
+        last = len(layers) - 1
+        positions = [layers.index(layer) for layer in on_top]
+        if positions == list(range(last - len(on_top) + 1, last + 1)):
+            return
+        for layer in on_top:
+            layers.move(layers.index(layer), len(layers))
+
+    def forget_steps_except(self, step_ids: Sequence[str]) -> None:
+        """Remove the layers of steps not in ``step_ids`` (they were removed, or another pipeline was loaded)."""
+        kept = set(step_ids)
+        for key in [k for k in self._layers if k[0] not in kept]:
+            self._remove(key)
 
     def remove_all(self) -> None:
         for key in list(self._layers):
@@ -233,63 +315,122 @@ class StepVisualizer:
         size = self._pixel_size or 1.0
         return (1.0,) * leading + (size, size)
 
-    def _put_image(self, key: tuple[str, str, str], name: str, stack: _ChannelStack, labels: bool, fingerprint: str, step_id: str) -> Any:
+    def _placed(self, data: np.ndarray, axes: Sequence[str], place: Mapping[str, str]) -> tuple[np.ndarray, dict[str, Any]]:
+        """The data in the plate's frame, with the layer options that place it there."""
+        if self.frame is None:
+            options: dict[str, Any] = {"scale": self._scale(len(axes)), "axis_labels": (*axes, "y", "x")}
+            return data, options
+        placed, translate = self.frame.embed(data, axes, place)
+        return placed, {"scale": self.frame.scale(), "translate": translate, "axis_labels": self.frame.axis_labels}
+
+    def _put_image(
+        self,
+        key: tuple[str, str, str],
+        name: str,
+        stack: _ChannelStack,
+        labels: bool,
+        fingerprint: str,
+        step_id: str,
+        place: Mapping[str, str],
+        final: bool,
+    ) -> Any:
         self._touched.add(key)
         layer = self._alive(key)
-        if layer is not None and layer.ndim != stack.data.ndim:
+        data, placement = self._placed(stack.data, stack.axes, place)
+        if layer is not None and layer.ndim != data.ndim:
             self._remove(key)  # the output gained or lost a dimension: start the layer again
             layer = None
         if layer is None:
             channel_name, colormap = self.channel_display(stack.channel)
             options: dict[str, Any] = {
                 "name": name,
-                "scale": self._scale(len(stack.axes)),
-                "axis_labels": (*stack.axes, "y", "x"),
+                **placement,
                 "metadata": {"plateflow_step": step_id, "plateflow_channel": stack.channel},
             }
             if self._pixel_size:
-                options["units"] = ("pixel",) * len(stack.axes) + ("micrometer", "micrometer")
+                options["units"] = ("pixel",) * (data.ndim - 2) + ("micrometer", "micrometer")
             if labels:
-                layer = self.viewer.add_labels(stack.data, **options)
+                layer = self.viewer.add_labels(data, **options)
             else:
-                layer = self.viewer.add_image(stack.data, colormap=colormap, blending="additive", **options)
+                # An intermediate step's image starts hidden: it is one click away, and the last
+                # step's layers stay readable over the plate's own image.
+                layer = self.viewer.add_image(data, colormap=colormap, blending="additive", visible=final, **options)
             self._layers[key] = layer
         else:
             if self._shown.get(key) != fingerprint:
-                layer.data = stack.data
+                layer.data = data
+            if tuple(layer.translate) != tuple(placement.get("translate", layer.translate)):
+                layer.translate = placement["translate"]
             if layer.name != name:
                 layer.name = name
         self._shown[key] = fingerprint
         return layer
 
-    def _put_points(self, key: tuple[str, str, str], name: str, coordinates: np.ndarray, fingerprint: str, step_id: str) -> Any:
+    def _put_points(
+        self,
+        key: tuple[str, str, str],
+        name: str,
+        coordinates: np.ndarray,
+        features: dict[str, np.ndarray],
+        fingerprint: str,
+        step_id: str,
+        place: Mapping[str, str],
+    ) -> Any:
         self._touched.add(key)
         layer = self._alive(key)
+        coordinates, features, placement = self._placed_points(coordinates, features, place)
+        if layer is not None and layer.ndim != coordinates.shape[1]:
+            self._remove(key)
+            layer = None
         if layer is None:
-            options: dict[str, Any] = {"units": ("micrometer", "micrometer")} if self._pixel_size else {}
+            options: dict[str, Any] = {"units": ("pixel",) * (coordinates.shape[1] - 2) + ("micrometer", "micrometer")} if self._pixel_size else {}
             layer = self.viewer.add_points(
                 coordinates,
                 name=name,
-                scale=self._scale(0),
                 size=6,
                 face_color="yellow",
                 border_color="black",
+                features=features,
                 metadata={"plateflow_step": step_id},
+                **placement,
                 **options,
             )
             self._layers[key] = layer
         else:
             if self._shown.get(key) != fingerprint:
                 layer.data = coordinates
+                layer.features = features
             if layer.name != name:
                 layer.name = name
         self._shown[key] = fingerprint
         return layer
 
+    def _placed_points(
+        self, coordinates: np.ndarray, features: dict[str, np.ndarray], place: Mapping[str, str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+        """Points in the plate's frame: the tuned well and site fixed, repeated at every Z (and timepoint)."""
+        if self.frame is None:
+            return coordinates, features, {"scale": self._scale(0)}
+        frame = self.frame
+        leading: list[list[float]] = []
+        for axis in frame.axes:
+            if axis in place:
+                leading.append([float(frame.index(axis, place[axis]))])
+            else:
+                leading.append([float(i) for i in range(len(frame.values[axis]))])
+        grid = np.array(np.meshgrid(*leading, indexing="ij")).reshape(len(frame.axes), -1).T if frame.axes else np.zeros((1, 0))
+        repeats = len(grid)
+        placed = np.hstack([np.repeat(grid, len(coordinates), axis=0), np.tile(coordinates, (repeats, 1))])
+        repeated = {column: np.tile(values, repeats) for column, values in features.items()}
+        return placed, repeated, {"scale": frame.scale(), "axis_labels": frame.axis_labels}
+
     def _put_table(self, title: str, rows: Sequence[Mapping[str, Any]], step_id: str) -> None:
         if self._tables is None:
             self._tables = TableView()
-            self.viewer.window.add_dock_widget(self._tables, name=TABLES_DOCK_NAME, area="right")
+            if self.place_tables is not None:
+                self.place_tables(self._tables)
+            else:
+                self.viewer.window.add_dock_widget(self._tables, name=TABLES_DOCK_NAME, area="right", tabify=True)
         for old, sid in list(self._table_names.items()):
             if sid == step_id and old != title and old.split(": ", 1)[-1] == title.split(": ", 1)[-1]:
                 self._tables.remove_tables([old])  # the step was renamed or renumbered

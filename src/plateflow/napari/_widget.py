@@ -1,18 +1,22 @@
 """The "Pipeline builder" dock widget.
 
 From top to bottom: the plate to work on (folder, and the well and site to tune
-on); the function catalogue beside the step list; the form of the selected
-step; the problems of the last check; and the pipeline file buttons. Docked
-in a viewer, it also has the tuning panel (live per-step layers of the sample
-site, see ``_tuning``) and a *Run on plate...* button that docks the run panel
-(see ``_plate_run``).
+on); docked in a viewer, the tuning controls (live per-step layers of the
+sample site, see ``_tuning``); then two tabs: **Build** (the function catalogue
+beside the step list, the form of the selected step, the problems of the last
+check) and **Run** (the run on the whole plate and its results, see
+``_plate_run``); and the pipeline file buttons. Every part scrolls or splits,
+so napari with the builder docked fits a 1280 x 800 screen.
 
-Every edit goes to a :class:`~plateflow.napari._model.PipelineModel`. Each
-change restarts a short single-shot timer; when it fires, the enabled steps are
-checked against the plate with :func:`plateflow.check` on the main thread (a
-check takes about a millisecond; the time of the last one is shown) and every
-diagnostic is shown on its step row, on its field in the form, and in the
-problems panel.
+Every edit goes to a :class:`~plateflow.napari._model.PipelineModel` (the
+editing document, with undo and redo: Ctrl+Z, Ctrl+Shift+Z). Each change
+restarts a short debounce (superqt's ``qdebounced``); when it fires, the
+enabled steps go through :func:`plateflow.analyze` on the main thread (about a
+millisecond; the time of the last one is shown). Its one result drives
+everything the builder shows about the pipeline: the step rows' badges (memory
+types, conversions, where each special input comes from), the forms' memory
+badges and links, and the mark of every diagnostic on its step row, on the
+widget of its ``path`` in the form, and in the problems panel.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import QEvent, Qt, Signal
+from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -32,20 +37,24 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qdebounced
 
-import plateflow
 from plateflow.compiler import Diagnostic
+from plateflow.compiler.analysis import Analysis, analyze
+from plateflow.compiler.diagnostics import format_field
 from plateflow.io import PipelineFileError, UnregisteredFunctionError, export_script, load_pipeline, save_pipeline
 from plateflow.plate import Plate, PlateError, open_plate, sample_plate_path
 from plateflow.steps import Pipeline
 
 from ._catalogue import FunctionCatalogue
-from ._model import FieldLocation, PipelineModel, locate_field
-from ._problems import ProblemsPanel
+from ._model import PipelineModel, StepModel
+from ._problems import ProblemsPanel, diagnostic_place
 from ._step_editor import StepEditor
 from ._step_list import StepListWidget
 
@@ -61,10 +70,42 @@ _PIPELINE_FILTER = "plateflow pipeline (*.yaml *.yml);;All files (*)"
 _SCRIPT_FILTER = "Python script (*.py);;All files (*)"
 
 
-def _diagnostic_text(diagnostic: Diagnostic) -> str:
-    where = f"{diagnostic.field}: " if diagnostic.field else ""
-    text = f"{diagnostic.severity}: {where}{diagnostic.message}"
-    return f"{text}\nhint: {diagnostic.hint}" if diagnostic.hint else text
+def _diagnostic_text(diagnostic: Diagnostic, step: StepModel | None) -> str:
+    """What a marked widget's tooltip says: what is wrong, then where and how to fix it."""
+    text = diagnostic.message
+    where = diagnostic_place(diagnostic, step)
+    if where:
+        text += f" ({where})"
+    return f"{text}\nFix: {diagnostic.hint}" if diagnostic.hint else text
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _invalid_text_diagnostics(model: PipelineModel) -> list[Diagnostic]:
+    """An error on each field whose typed text is not a value yet (the pipeline keeps the last valid one)."""
+    found = []
+    for index, step in enumerate(model.enabled_steps()):
+        for key, call_index, call in step.calls():
+            for name, text in call.invalid.items():
+                path = (*step.path(key, call_index), "kwargs", name)
+                message = (
+                    f"'{name}' needs a value" if not text.strip() else f"'{text}' is not a value for '{name}'"
+                )
+                found.append(
+                    Diagnostic(
+                        "error",
+                        "invalid-kwarg-value",
+                        index,
+                        step.name,
+                        format_field(path),
+                        message,
+                        "type a Python literal such as 1.5, (3, 3), 'text' or None",
+                        path,
+                    )
+                )
+    return found
 
 
 class PipelineBuilderWidget(QWidget):
@@ -90,17 +131,16 @@ class PipelineBuilderWidget(QWidget):
         self.model = PipelineModel()
         self.plate: Plate | None = None
         self.diagnostics: list[Diagnostic] = []
+        self.analysis: Analysis | None = None
         self.last_check_seconds = 0.0
-        self._marks_by_step: dict[str, list[tuple[FieldLocation, str, str]]] = {}
+        self._check_is_pending = False
+        self._marks_by_step: dict[str, list[tuple[tuple[Any, ...], str, str]]] = {}
         self._check_rows: dict[str, list[tuple[str, str]]] = {}
         self._run_errors: dict[str, str] = {}
         self.tuning: Any = None
         self.plate_run: Any = None
 
-        self._check_timer = QTimer(self)
-        self._check_timer.setSingleShot(True)
-        self._check_timer.setInterval(CHECK_DELAY_MS)
-        self._check_timer.timeout.connect(self.check_now)
+        self._debounced_check = qdebounced(self._on_check_due, timeout=CHECK_DELAY_MS, parent=self)
 
         self._build_plate_row()
         self.catalogue = FunctionCatalogue(self)
@@ -109,7 +149,7 @@ class PipelineBuilderWidget(QWidget):
         self.editor_scroll = QScrollArea(self)
         self.editor_scroll.setWidgetResizable(True)
         self.editor_scroll.setWidget(self.editor)
-        self.editor_scroll.setMinimumHeight(160)
+        self.editor_scroll.setMinimumHeight(100)
         self.problems_label = QLabel("Problems", self)
         self.problems = ProblemsPanel(self)
         self.status_label = QLabel("", self)
@@ -140,17 +180,24 @@ class PipelineBuilderWidget(QWidget):
 
     def _build_layout(self) -> None:
         self.add_button = QPushButton("Add step", self)
-        self.add_button.setToolTip("Add the selected function as a new step (or double-click it)")
+        self.add_button.setToolTip("Add the selected function as a new step after the selected one (or double-click it)")
         self.add_to_chain_button = QPushButton("Add to chain", self)
         self.add_to_chain_button.setToolTip("Append the selected function to the selected step's chain")
         self.remove_button = QPushButton("Remove", self)
+        self.remove_button.setToolTip("Remove the selected step (Delete); Ctrl+Z brings it back")
         self.duplicate_button = QPushButton("Duplicate", self)
         self.up_button = QPushButton("Up", self)
         self.down_button = QPushButton("Down", self)
+        self.undo_button = QPushButton("Undo", self)
+        self.undo_button.setToolTip("Undo the last edit (Ctrl+Z)")
+        self.redo_button = QPushButton("Redo", self)
+        self.redo_button.setToolTip("Redo the edit undone last (Ctrl+Shift+Z)")
         self.load_button = QPushButton("Load...", self)
         self.save_button = QPushButton("Save...", self)
-        self.export_button = QPushButton("Export script...", self)
+        self.export_button = QPushButton("Export...", self)
+        self.export_button.setToolTip("Export the pipeline as a runnable Python script")
         self.clear_button = QPushButton("Clear", self)
+        self.clear_button.setToolTip("Remove every step (Ctrl+Z brings them back)")
         self.run_plate_button = QPushButton("Run on plate...", self)
         self.run_plate_button.setToolTip("Run the pipeline on every well of the plate, with progress, cancel and the results")
 
@@ -164,6 +211,7 @@ class PipelineBuilderWidget(QWidget):
         sample_row.addWidget(QLabel("site", self))
         sample_row.addWidget(self.site_combo)
         sample_row.addWidget(self.plate_status, 1)
+        self.plate_status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         catalogue_panel = QWidget(self)
         catalogue_layout = QVBoxLayout(catalogue_panel)
@@ -178,7 +226,10 @@ class PipelineBuilderWidget(QWidget):
         steps_panel = QWidget(self)
         steps_layout = QVBoxLayout(steps_panel)
         steps_layout.setContentsMargins(0, 0, 0, 0)
-        steps_layout.addWidget(QLabel("<b>Steps</b> (drag to reorder, uncheck to disable)", steps_panel))
+        steps_title = QLabel("<b>Steps</b> (drag to reorder, uncheck to disable)", steps_panel)
+        steps_title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        steps_title.setToolTip("Drag a step to reorder it; uncheck it to leave it out; Delete removes it")
+        steps_layout.addWidget(steps_title)
         steps_layout.addWidget(self.step_list, 1)
         step_buttons = QHBoxLayout()
         for button in (self.up_button, self.down_button, self.duplicate_button, self.remove_button):
@@ -190,6 +241,7 @@ class PipelineBuilderWidget(QWidget):
         top.addWidget(steps_panel)
         top.setStretchFactor(0, 1)
         top.setStretchFactor(1, 1)
+        top.setChildrenCollapsible(False)
 
         problems_panel = QWidget(self)
         problems_layout = QVBoxLayout(problems_panel)
@@ -204,11 +256,15 @@ class PipelineBuilderWidget(QWidget):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 3)
         splitter.setStretchFactor(2, 1)
-        splitter.setSizes([360, 330, 120])
+        splitter.setSizes([340, 300, 80])
+        splitter.setChildrenCollapsible(False)
         self.splitter = splitter
 
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(splitter, "Build")
+
         file_row = QHBoxLayout()
-        for button in (self.load_button, self.save_button, self.export_button, self.clear_button):
+        for button in (self.undo_button, self.redo_button, self.load_button, self.save_button, self.export_button, self.clear_button):
             file_row.addWidget(button)
         file_row.addStretch(1)
         file_row.addWidget(self.run_plate_button)
@@ -216,10 +272,39 @@ class PipelineBuilderWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(plate_row)
         layout.addLayout(sample_row)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.tabs, 1)
         layout.addLayout(file_row)
         layout.addWidget(self.status_label)
-        self.setMinimumWidth(520)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(540)
+
+    def _edit_key(self, event: Any) -> Any:
+        """``undo`` / ``redo`` for Ctrl+Z / Ctrl+Shift+Z (and the platform's own keys), else ``None``."""
+        if event.matches(QKeySequence.StandardKey.Redo) or (
+            event.key() == Qt.Key.Key_Z
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+            and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            return self.redo
+        if event.matches(QKeySequence.StandardKey.Undo):
+            return self.undo
+        return None
+
+    def event(self, event: Any) -> bool:  # noqa: D102 - Qt override
+        # Claim Ctrl+Z / Ctrl+Shift+Z inside the builder before napari's window shortcuts see them;
+        # a text field that has focus claims them first, for its own text.
+        if event.type() == QEvent.Type.ShortcutOverride and self._edit_key(event) is not None:
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        action = self._edit_key(event)
+        if action is not None:
+            action()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def _connect(self) -> None:
         self.plate_edit.editingFinished.connect(self._on_plate_edited)
@@ -231,13 +316,16 @@ class PipelineBuilderWidget(QWidget):
         self.add_button.clicked.connect(lambda: self.add_step(self.catalogue.current_function()))
         self.add_to_chain_button.clicked.connect(lambda: self.add_to_chain(self.catalogue.current_function()))
         self.remove_button.clicked.connect(self.remove_current_step)
+        self.step_list.delete_requested.connect(lambda _step_id: self.remove_current_step())
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
         self.duplicate_button.clicked.connect(self.duplicate_current_step)
         self.up_button.clicked.connect(lambda: self.step_list.move_current(-1))
         self.down_button.clicked.connect(lambda: self.step_list.move_current(1))
         self.load_button.clicked.connect(lambda: self.load_pipeline_file())
         self.save_button.clicked.connect(lambda: self.save_pipeline_file())
         self.export_button.clicked.connect(lambda: self.export_script_file())
-        self.clear_button.clicked.connect(self.model.clear)
+        self.clear_button.clicked.connect(self.clear)
         self.run_plate_button.clicked.connect(lambda: self.open_plate_run())
         self.step_list.current_step_changed.connect(self._on_current_step_changed)
         self.problems.problem_activated.connect(self.go_to_diagnostic)
@@ -260,8 +348,9 @@ class PipelineBuilderWidget(QWidget):
             self.schedule_check()
             return None
         self.plate = plate
-        counts = ", ".join(f"{len(v)} {k}" for k, v in plate.components.items() if k != "well" and len(v) > 1)
-        self.plate_status.setText(f"{plate.format_name}, {len(plate.wells)} wells" + (f", {counts}" if counts else ""))
+        nouns = {"site": "site", "channel": "channel", "z_index": "Z plane", "timepoint": "timepoint"}
+        counts = ", ".join(_plural(len(v), nouns.get(k, k)) for k, v in plate.components.items() if k != "well" and len(v) > 1)
+        self.plate_status.setText(f"{plate.format_name}, {_plural(len(plate.wells), 'well')}" + (f", {counts}" if counts else ""))
         self.plate_status.setToolTip(str(plate.root))
         for combo, values in ((self.well_combo, plate.wells), (self.site_combo, plate.components["site"])):
             combo.blockSignals(True)
@@ -299,10 +388,12 @@ class PipelineBuilderWidget(QWidget):
 
     # -- steps ------------------------------------------------------------------------------
     def add_step(self, function: str) -> str:
-        """Add registry function ``function`` as a new last step and select it; returns its id."""
+        """Add registry function ``function`` as a new step after the selected one (last when none) and select it."""
         if not function:
             return ""
-        step = self.model.add_step(function)
+        current = self.step_list.current_step_id()
+        index = self.model.index_of(current) + 1 if current else None
+        step = self.model.add_step(function, index=index)
         self.step_list.select_step(step.step_id)
         return step.step_id
 
@@ -323,6 +414,30 @@ class PipelineBuilderWidget(QWidget):
         if self.model.steps:
             self.step_list.select_step(self.model.steps[min(row, len(self.model.steps) - 1)].step_id)
 
+    def undo(self) -> bool:
+        """Take back the last edit (Ctrl+Z); the selection stays on the same step when it still exists."""
+        return self._keeping_selection(self.model.undo)
+
+    def redo(self) -> bool:
+        """Do the undone edit again (Ctrl+Shift+Z)."""
+        return self._keeping_selection(self.model.redo)
+
+    def _keeping_selection(self, action: Any) -> bool:
+        current = self.step_list.current_step_id()
+        done = bool(action())
+        ids = [s.step_id for s in self.model.steps]
+        if current in ids:
+            self.step_list.select_step(current)
+        elif ids:
+            self.step_list.select_step(ids[-1])
+        self._update_buttons()
+        return done
+
+    def clear(self) -> None:
+        """Remove every step and start a new pipeline (its name and description too; Ctrl+Z brings it back)."""
+        self.model.clear()
+        self.status_label.setText("Cleared the pipeline (Ctrl+Z brings it back).")
+
     def duplicate_current_step(self) -> None:
         step_id = self.step_list.current_step_id()
         if step_id:
@@ -341,6 +456,8 @@ class PipelineBuilderWidget(QWidget):
         self.add_to_chain_button.setEnabled(has_function and has_step)
         for button in (self.remove_button, self.duplicate_button, self.up_button, self.down_button):
             button.setEnabled(has_step)
+        self.undo_button.setEnabled(self.model.can_undo)
+        self.redo_button.setEnabled(self.model.can_redo)
 
     def _on_model_changed(self) -> None:
         self.step_list.refresh()
@@ -349,24 +466,34 @@ class PipelineBuilderWidget(QWidget):
 
     # -- compile on edit ---------------------------------------------------------------------
     def schedule_check(self) -> None:
-        """Check the pipeline once edits pause for ``CHECK_DELAY_MS``."""
-        self._check_timer.start()
+        """Analyse the pipeline once edits pause for ``CHECK_DELAY_MS``."""
+        self._check_is_pending = True
+        self._debounced_check()
+
+    def _on_check_due(self) -> None:
+        if self._check_is_pending:
+            self.check_now()
 
     @property
     def check_pending(self) -> bool:
-        return self._check_timer.isActive()
+        return self._check_is_pending
 
     def check_now(self) -> list[Diagnostic]:
-        """Check the enabled steps against the plate now and show the diagnostics."""
-        self._check_timer.stop()
+        """Analyse the enabled steps against the plate now and show the result."""
+        self._check_is_pending = False
+        self._debounced_check.cancel()
         started = time.perf_counter()
         try:
             pipeline = self.model.to_pipeline()
         except KeyError as error:
-            diagnostics = [Diagnostic("error", "unknown-function", None, "", "func", str(error.args[0]), "")]
+            analysis = Analysis((Diagnostic("error", "unknown-function", None, "", "func", str(error.args[0]), "", ("func",)),), ())
         else:
-            diagnostics = plateflow.check(pipeline, self.plate)
+            analysis = analyze(pipeline, self.plate)
+        diagnostics = [*_invalid_text_diagnostics(self.model), *analysis.diagnostics]
         self.last_check_seconds = time.perf_counter() - started
+        self.analysis = analysis
+        self.step_list.set_analysis(analysis)
+        self.editor.set_analysis(analysis)
         self._show_diagnostics(diagnostics)
         self.checked.emit(diagnostics)
         return diagnostics
@@ -374,25 +501,25 @@ class PipelineBuilderWidget(QWidget):
     def _show_diagnostics(self, diagnostics: Sequence[Diagnostic]) -> None:
         self.diagnostics = list(diagnostics)
         rows: dict[str, list[tuple[str, str]]] = {}
-        marks: dict[str, list[tuple[FieldLocation, str, str]]] = {}
+        marks: dict[str, list[tuple[tuple[Any, ...], str, str]]] = {}
         for diagnostic in diagnostics:
             step = self.model.step_for_pipeline_index(diagnostic.step_index)
             if step is None:
                 continue
-            text = _diagnostic_text(diagnostic)
+            text = _diagnostic_text(diagnostic, step)
             rows.setdefault(step.step_id, []).append((diagnostic.severity, text))
-            marks.setdefault(step.step_id, []).append((locate_field(step, diagnostic.field), diagnostic.severity, text))
+            marks.setdefault(step.step_id, []).append((tuple(diagnostic.path), diagnostic.severity, text))
         self._marks_by_step = marks
         self._check_rows = rows
         self._apply_row_marks()
         self._mark_editor()
-        self.problems.set_diagnostics(diagnostics)
+        self.problems.set_diagnostics(diagnostics, self.model)
         errors = sum(d.is_error for d in diagnostics)
         warnings = len(diagnostics) - errors
         took = f"checked in {self.last_check_seconds * 1000:.1f} ms"
         against = f" against {self.plate.root.name}" if self.plate is not None else " without a plate"
         if diagnostics:
-            summary = f"<b>Problems</b>: {errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''} ({took}{against})"
+            summary = f"<b>Problems</b>: {_plural(errors, 'error')}, {_plural(warnings, 'warning')} ({took}{against})"
         else:
             summary = f"<b>Problems</b>: none ({took}{against})"
         self.problems_label.setText(summary)
@@ -432,7 +559,12 @@ class PipelineBuilderWidget(QWidget):
             from ._plate_run import PlateRunWidget
 
             self.plate_run = PlateRunWidget(self, self.viewer)
-            self.viewer.window.add_dock_widget(self.plate_run, name="plateflow: run on plate", area="right")
+            scroll = QScrollArea(self)
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(self.plate_run)
+            self.tabs.insertTab(1, scroll, "Run")
+            self._run_tab = scroll
+        self.tabs.setCurrentWidget(self._run_tab)
         return self.plate_run
 
     def _mark_editor(self) -> None:
@@ -444,7 +576,8 @@ class PipelineBuilderWidget(QWidget):
         if step is None:
             return None
         self.step_list.select_step(step.step_id)
-        widget = self.editor.focus(locate_field(step, diagnostic.field))
+        self.tabs.setCurrentIndex(0)
+        widget = self.editor.focus(diagnostic.path)
         if widget is not None:
             self.editor_scroll.ensureWidgetVisible(widget)
         return widget
@@ -452,6 +585,8 @@ class PipelineBuilderWidget(QWidget):
     # -- pipeline files -----------------------------------------------------------------------
     def load_pipeline(self, pipeline: Pipeline | Sequence[Any]) -> None:
         """Replace the steps with those of a core pipeline and select the first."""
+        if self.tuning is not None:
+            self.tuning.visualizer.remove_all()  # the old steps' layers go: the loaded steps make their own
         self.model.load(pipeline)
         if self.model.steps:
             self.step_list.select_step(self.model.steps[0].step_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -123,7 +124,9 @@ class ImageXpressHandler(MicroscopeHandler):
         try:
             htd = parse_htd(text)
         except ValueError as exc:
-            raise ValueError(f"{root / htds[0]}: {exc}") from None
+            # The HTD only names the channels: without it the images still say everything else.
+            warnings.warn(f"{root / htds[0]}: {exc}; its channel names are not used", UserWarning, stacklevel=2)
+            return PlateMetadata()
         names = {}
         for key, values in htd.items():
             m = re.fullmatch(r"WaveName(\d+)", key)

@@ -267,7 +267,9 @@ def as_plate(plate: "Plate | str | os.PathLike[str]") -> Plate:
 
     Every API that takes "a Plate or a plate folder" goes through here.
     """
-    return plate if hasattr(plate, "microscope_handler") else open_plate(plate)  # duck-typed plates pass too
+    if isinstance(plate, (str, os.PathLike)) or not hasattr(plate, "microscope_handler"):
+        return open_plate(plate)  # type: ignore[arg-type]  # not a plate: open_plate names what is wrong with it
+    return plate  # a Plate, or a duck-typed stand-in for one
 
 
 def open_plate(

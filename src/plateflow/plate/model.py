@@ -7,11 +7,11 @@ normalised without leading zeros (Phenix ``f01`` is site ``"1"``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
 from .._frozen import FrozenDict
-from ..steps import COMPONENTS
+from .._naming import COMPONENTS, natural_key, natural_sorted, well_id, well_position  # re-exported: older imports keep working
 
 __all__ = [
     "COMPONENTS",
@@ -24,59 +24,6 @@ __all__ = [
     "validate_components",
     "group_files",
 ]
-
-_DIGITS = re.compile(r"(\d+)")
-_WELL = re.compile(r"^([A-Za-z]{1,2})0*(\d{1,3})$")
-
-
-def natural_key(value: str) -> tuple:
-    """Sort key that orders digit runs by number: ``"9" < "10"``, ``"A2" < "A10"``."""
-    parts = _DIGITS.split(str(value))
-    # (kind, value) pairs keep str/int comparisons from ever meeting.
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
-
-
-def natural_sorted(values: Iterable[str]) -> list[str]:
-    """``values`` sorted with :func:`natural_key`."""
-    return sorted(values, key=natural_key)
-
-
-def _row_letters(row: int) -> str:
-    # 1 -> A, 26 -> Z, 27 -> AA (1536-well plates have 32 rows).
-    letters = ""
-    while row > 0:
-        row, rem = divmod(row - 1, 26)
-        letters = chr(ord("A") + rem) + letters
-    return letters
-
-
-def well_id(row: int | str, column: int | str | None = None) -> str:
-    """The canonical well id: row letter(s) and a 2-digit column (``"A01"``).
-
-    ``well_id(1, 1)`` and ``well_id("a1")`` are both ``"A01"``; rows are 1-based.
-    """
-    if column is None:
-        match = _WELL.match(str(row))
-        if not match:
-            raise ValueError(f"well {row!r} is not a well id; use a row letter and a column number such as 'A01'")
-        return f"{match.group(1).upper()}{int(match.group(2)):02d}"
-    r, c = int(row), int(column)
-    if r < 1 or c < 1:
-        raise ValueError(f"well row {row!r} and column {column!r} must be 1 or more")
-    return f"{_row_letters(r)}{c:02d}"
-
-
-def well_position(well: str) -> tuple[int, int]:
-    """The 1-based ``(row, column)`` of a well id, the inverse of ``well_id(row, column)``.
-
-    ``well_position("B03")`` is ``(2, 3)``; ``well_position("AA01")`` is ``(27, 1)``.
-    """
-    canonical = well_id(well)
-    letters = canonical.rstrip("0123456789")
-    row = 0
-    for letter in letters:
-        row = row * 26 + (ord(letter) - ord("A") + 1)
-    return row, int(canonical[len(letters):])
 
 
 def validate_components(names: Iterable[str] | str | None, *, field: str = "variable_components") -> tuple[str, ...]:
@@ -169,25 +116,29 @@ def group_files(
             raise ValueError(f"group_by={group_by!r} is also in variable_components={variable!r}; "
                              "a dict pattern keys on a component that is fixed inside each stack")
     fixed_names = tuple(c for c in COMPONENTS if c not in variable)
+    stack_order = tuple(c for c in COMPONENTS if c in variable)
     buckets: dict[tuple[str, ...], list[ImageFile]] = {}
     for f in files:
-        buckets.setdefault(tuple(getattr(f, c) for c in fixed_names), []).append(f)
-
-    stack_order = tuple(c for c in COMPONENTS if c in variable)
+        values = f.__dict__  # a frozen dataclass: its fields, read without one getattr call each
+        buckets.setdefault(tuple([values[c] for c in fixed_names]), []).append(f)
 
     def stack_key(f: ImageFile) -> tuple:
-        return tuple(natural_key(getattr(f, c)) for c in stack_order)
+        values = f.__dict__
+        return tuple([natural_key(values[c]) for c in stack_order])
+
+    def bucket_key(key: tuple[str, ...]) -> tuple:
+        return tuple(map(natural_key, key))
 
     groups = []
-    for key in sorted(buckets, key=lambda k: tuple(natural_key(v) for v in k)):
+    for key in sorted(buckets, key=bucket_key):
         fixed = dict(zip(fixed_names, key))
-        members = tuple(sorted(buckets[key], key=stack_key))
+        members = buckets[key]
         groups.append(
             PatternGroup(
                 well=fixed["well"],
                 fixed=FrozenDict(fixed),
                 group_key=fixed[group_by] if group_by is not None else None,
-                files=members,
+                files=tuple(sorted(members, key=stack_key)) if len(members) > 1 else tuple(members),
             )
         )
     return groups

@@ -53,13 +53,19 @@ def parse_phenix_index(path: Path) -> PlateMetadata:
         if not channel or not channel.isdigit():
             continue
         name_el = children.get("ChannelName")
-        if name_el is not None and (name_el.text or "").strip():
-            names.setdefault(str(int(channel)), name_el.text.strip())
+        name_text = (name_el.text or "").strip() if name_el is not None else ""
+        if name_text:
+            names.setdefault(str(int(channel)), name_text)
         res_el = children.get("ImageResolutionX")
-        if pixel_size is None and res_el is not None and (res_el.text or "").strip():
+        res_text = (res_el.text or "").strip() if res_el is not None else ""
+        if pixel_size is None and res_el is not None and res_text:
             factor = _UNITS_TO_UM.get(res_el.get("Unit", "m"), None)
             if factor is not None:
-                pixel_size = float(res_el.text) * factor
+                try:
+                    pixel_size = float(res_text) * factor
+                except ValueError:
+                    raise ValueError(f"{path}: ImageResolutionX is {res_text!r}, not a number (the pixel size in "
+                                     f"{res_el.get('Unit', 'm')})") from None
     return PlateMetadata(pixel_size=pixel_size, channel_names=dict(sorted(names.items(), key=lambda kv: int(kv[0]))))
 
 

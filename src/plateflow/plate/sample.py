@@ -13,6 +13,22 @@ Ground truth sits at the plate root: ``ground_truth.csv`` (well, site,
 nucleus_count) and ``ground_truth_centroids.csv`` (well, site, label, y, x).
 Nucleus counts vary from well to well (about 20-60 per 256 x 256 site, scaled
 with the image area) so a plate map shows structure.
+
+A plate with a known illumination field: pass
+``illumination=IlluminationField(...)``. Every image of the plate (every well,
+site, channel, plane) then shares one smooth multiplicative gain, the
+*flat-field* (vignetting about an off-centre point times a tilted linear
+gradient, mean 1), in place of the per-site vignetting, and one additive
+*dark-field* (the camera offset plus ``dark_offset``). The image model is::
+
+    raw = Poisson((signal + background) * flatfield) + darkfield + read noise
+
+with ``background`` a uniform fluorescent background in counts, so background
+pixels show the field. The truth is written next to the CSVs as
+``ground_truth_flatfield.npy`` and ``ground_truth_darkfield.npy`` (float64,
+shape (Y, X), in counts of the uint16 scale: divide by 16 for ``uint8``, by
+65535 for ``float32`` plates, as the images are). Nuclei, their positions and
+the noise draws are the same as without the field, so counts compare one to one.
 """
 
 from __future__ import annotations
@@ -22,13 +38,23 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .model import well_id, well_position
 
-__all__ = ["generate_sample_plate", "sample_plate_path", "SAMPLE_DTYPES", "CHANNEL_NAMES", "PIXEL_SIZE_UM"]
+__all__ = [
+    "generate_sample_plate",
+    "sample_plate_path",
+    "IlluminationField",
+    "FLATFIELD_TRUTH",
+    "DARKFIELD_TRUTH",
+    "SAMPLE_DTYPES",
+    "CHANNEL_NAMES",
+    "PIXEL_SIZE_UM",
+]
 
 SAMPLE_DTYPES = ("uint8", "uint16", "float32")
 CHANNEL_NAMES = ("DAPI", "FITC", "TexasRed")
@@ -39,6 +65,9 @@ _REFERENCE_AREA = 256 * 256
 _MIN_COUNT, _MAX_COUNT = 20, 60
 # Bump when the generator's output changes, so cached copies are regenerated.
 _GENERATOR_VERSION = 1
+#: File names of the illumination truth at the plate root (written only with ``illumination=``).
+FLATFIELD_TRUTH = "ground_truth_flatfield.npy"
+DARKFIELD_TRUTH = "ground_truth_darkfield.npy"
 
 
 def _check_choice(name: str, value: object, choices: Sequence[object]) -> None:
@@ -135,10 +164,83 @@ def _vignette(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return 1.0 - 0.6 * r2  # about 30 % darker in the corners
 
 
+@dataclass(frozen=True)
+class IlluminationField:
+    """One illumination field shared by every image of a sample plate.
+
+    Attributes:
+        vignetting: fractional loss of gain from the vignetting centre to the
+            farthest corner (0.5: that corner half as bright as the centre).
+        gradient: fractional change of gain across the whole image along Y and
+            along X (a tilted plane; (0.3, -0.2): the bottom row 30 % above
+            the top one, the right column 20 % below the left one, about).
+        center: the vignetting centre as fractions of (Y, X).
+        background: uniform fluorescent background in counts (before the
+            gain), so that background pixels carry the field. The default,
+            half the brightest nuclei's peak, is a stain with much unspecific
+            signal: the uneven field then defeats one global threshold. The
+            brightest nuclei then reach about 6000 counts, so a ``uint8``
+            plate (counts / 16) saturates them at 255.
+        dark_offset: counts added to the camera offset (100) in every pixel:
+            the dark-field is their sum.
+    """
+
+    vignetting: float = 0.5
+    gradient: tuple[float, float] = (0.3, -0.2)
+    center: tuple[float, float] = (0.45, 0.55)
+    background: float = 1500.0
+    dark_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        problems = []
+
+        def number(value: object) -> bool:
+            return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
+
+        if not (number(self.vignetting) and 0.0 <= float(self.vignetting) <= 0.9):
+            problems.append(f"vignetting={self.vignetting!r} is not valid; use a fraction from 0 to 0.9")
+        for name, pair, low, high in (("gradient", self.gradient, -0.5, 0.5), ("center", self.center, 0.0, 1.0)):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(number(v) and low <= float(v) <= high for v in pair)):
+                problems.append(f"{name}={pair!r} is not valid; use (y, x) with each a number from {low} to {high}")
+        for name, value in (("background", self.background), ("dark_offset", self.dark_offset)):
+            if not (number(value) and 0.0 <= float(value) <= 10000.0):
+                problems.append(f"{name}={value!r} is not valid; use counts from 0 to 10000")
+        if problems:
+            raise ValueError("IlluminationField: " + "; ".join(problems))
+
+    def flatfield(self, shape: tuple[int, int]) -> np.ndarray:
+        """The multiplicative gain over an image of ``shape``, float64 with mean 1."""
+        ny, nx = shape
+        # Pixel centres as fractions of the image, 0 at the first pixel and 1 at the last.
+        yy, xx = np.meshgrid(np.linspace(0.0, 1.0, ny), np.linspace(0.0, 1.0, nx), indexing="ij")
+        cy, cx = self.center
+        r2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        vignette = 1.0 - float(self.vignetting) * r2 / r2.max()
+        tilt = 1.0 + float(self.gradient[0]) * (yy - 0.5) + float(self.gradient[1]) * (xx - 0.5)
+        gain = vignette * tilt
+        return gain / gain.mean()
+
+    def darkfield(self, shape: tuple[int, int]) -> np.ndarray:
+        """The additive offset over an image of ``shape`` in counts: camera offset plus ``dark_offset``."""
+        return np.full(shape, _BACKGROUND + float(self.dark_offset))
+
+
 def _site_images(
-    seed: int, well: str, site: int, timepoint: int, channels: int, z_planes: int, shape: tuple[int, int]
+    seed: int,
+    well: str,
+    site: int,
+    timepoint: int,
+    channels: int,
+    z_planes: int,
+    shape: tuple[int, int],
+    field: IlluminationField | None = None,
 ) -> tuple[dict[tuple[int, int], np.ndarray], list[tuple[float, float]]]:
-    """Float images in counts keyed by (channel, z), and the nucleus centroids."""
+    """Float images in counts keyed by (channel, z), and the nucleus centroids.
+
+    With ``field``, its flat-field, background and dark-field replace the
+    per-site vignetting and the camera offset; every random draw stays the
+    same, so the nuclei and noise match the plate without a field.
+    """
     from scipy import ndimage
 
     row, col = well_position(well)
@@ -150,7 +252,12 @@ def _site_images(
     nuclei = _place_nuclei(rng, max(count, 1), shape)
     texture = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
     texture /= texture.std() + 1e-12
-    illumination = _vignette(shape, rng)
+    illumination = _vignette(shape, rng)  # drawn even with a field, so the later draws do not move
+    background = 0.0
+    offset: float | np.ndarray = _BACKGROUND
+    if field is not None:
+        illumination = field.flatfield(shape)
+        background, offset = float(field.background), field.darkfield(shape)
 
     signal = {1: _render(shape, nuclei, scale=1.0, softness=1.0) * (1.0 + 0.12 * texture)}
     if channels >= 2:
@@ -171,9 +278,12 @@ def _site_images(
         for z in range(z_planes):
             # 1 px of optical blur in focus, growing with the distance from the focal plane.
             sigma = 1.0 + 2.5 * abs(z - mid)
-            expected = ndimage.gaussian_filter(clean, sigma) * _PEAK[ch] * illumination
+            if field is None:
+                expected = ndimage.gaussian_filter(clean, sigma) * _PEAK[ch] * illumination
+            else:
+                expected = (ndimage.gaussian_filter(clean, sigma) * _PEAK[ch] + background) * illumination
             noise_rng = np.random.default_rng([seed, row, col, site, timepoint, ch, z])
-            counts = noise_rng.poisson(np.maximum(expected, 0.0)) + _BACKGROUND + noise_rng.normal(0.0, 3.0, size=shape)
+            counts = noise_rng.poisson(np.maximum(expected, 0.0)) + offset + noise_rng.normal(0.0, 3.0, size=shape)
             images[(ch, z + 1)] = counts
     return images, [(y, x) for y, x, *_ in nuclei]
 
@@ -241,6 +351,7 @@ def generate_sample_plate(
     seed: int = 0,
     compression: str | None = "zlib",
     overwrite: bool = False,
+    illumination: IlluminationField | None = None,
 ) -> Path:
     """Write a synthetic ImageXpress plate with ground-truth nucleus counts and centroids.
 
@@ -253,6 +364,10 @@ def generate_sample_plate(
         seed: same seed and arguments give byte-identical files.
         compression: TIFF compression (``"zlib"`` or ``None``).
         overwrite: replace an existing non-empty folder instead of refusing.
+        illumination: an :class:`IlluminationField` shared by every image, its
+            truth written as ``ground_truth_flatfield.npy`` and
+            ``ground_truth_darkfield.npy``; ``None`` (the default) keeps the
+            per-site vignetting and writes no illumination truth.
 
     Returns:
         The plate folder.
@@ -268,6 +383,10 @@ def generate_sample_plate(
     if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and 64 <= s <= 2048 for s in size)):
         raise ValueError(f"size={size!r} is not valid; use (Y, X) with each side a whole number from 64 to 2048")
     shape = (int(size[0]), int(size[1]))
+    if illumination is not None and not isinstance(illumination, IlluminationField):
+        raise ValueError(
+            f"illumination={illumination!r} is not valid; pass an IlluminationField (e.g. IlluminationField(vignetting=0.3)) or None"
+        )
 
     import tifffile
 
@@ -284,7 +403,7 @@ def generate_sample_plate(
     for t in range(1, timepoints + 1):
         for well in wells:
             for site in range(1, sites + 1):
-                images, centroids = _site_images(seed, well, site, t, channels, z_planes, shape)
+                images, centroids = _site_images(seed, well, site, t, channels, z_planes, shape, illumination)
                 if t == 1:
                     counts_rows.append((well, site, len(centroids)))
                     centroid_rows.extend((well, site, i, f"{y:.2f}", f"{x:.2f}") for i, (y, x) in enumerate(centroids, 1))
@@ -311,6 +430,9 @@ def generate_sample_plate(
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["well", "site", "label", "y", "x"])
         writer.writerows(centroid_rows)
+    if illumination is not None:
+        np.save(root / FLATFIELD_TRUTH, illumination.flatfield(shape), allow_pickle=False)
+        np.save(root / DARKFIELD_TRUTH, illumination.darkfield(shape), allow_pickle=False)
     return root
 
 

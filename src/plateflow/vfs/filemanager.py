@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import ProtectedPathError, StorageBackend, array_memory_type, to_numpy
-from .backends.disk import DiskBackend
+from .backends.disk import DiskBackend, folder_identities, protected_ancestor, protected_inside
 from .backends.memory import MemoryBackend
 from .backends.zarr_store import ZarrBackend
 
@@ -55,6 +55,7 @@ class FileManager:
     def __init__(self, read_only_roots: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.backends: dict[str, StorageBackend] = {name: factory() for name, factory in BACKEND_TYPES.items()}
         self._protected: list[Path] = []
+        self._identities: dict[tuple[int, int], Path] = {}  # (st_dev, st_ino) -> root: catches mounts and links
         for root in read_only_roots:
             self.protect(root)
 
@@ -70,6 +71,8 @@ class FileManager:
         real = _real(root)
         if real not in self._protected:
             self._protected.append(real)
+        # Every folder of the root, by identity: a mount or link of any of them is the root too.
+        self._identities.update(folder_identities(real))
 
     def is_protected(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` is a protected root or inside one (symlinks resolved)."""
@@ -93,6 +96,9 @@ class FileManager:
             return
         # Deleting a folder that holds a protected root would delete the root too.
         roots = self._roots_covering(path, or_inside=action == "delete")
+        if not roots and self._identities:
+            by_identity = (protected_inside if action == "delete" and os.path.isdir(path) else protected_ancestor)(path, self._identities)
+            roots = [by_identity] if by_identity is not None else []
         if roots:
             raise ProtectedPathError(
                 f"refusing to {action} {os.fspath(path)}: the read-only root {roots[0]} (the input plate or "

@@ -1,4 +1,4 @@
-"""The PipelineModel without Qt: edits, signals, building and reading core pipelines, field locations."""
+"""The editing document without Qt: edits, signals, undo, building and reading core pipelines, call paths."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import plateflow
 from plateflow import FunctionStep, Pipeline
 from plateflow.execution.demo import demo_pipeline
 from plateflow.library import registry
-from plateflow.napari._model import FieldLocation, PipelineModel, StepModel, locate_field
+from plateflow.compiler.analysis import analyze
+from plateflow.napari._model import PipelineModel, StepModel, default_components
 from plateflow.patterns import normalize_pattern
 from plateflow.plate import open_plate, sample_plate_path
 
@@ -82,16 +83,15 @@ def test_remove_duplicate_move_rename_enable():
         model.reorder([blur.step_id])
 
 
-def test_chain_and_per_group_patterns_use_the_compiler_field_grammar(plate):
+def test_call_paths_are_the_places_the_compiler_gives_the_functions(plate):
     model = PipelineModel()
     step = model.add_step("numpy.top_hat", {"radius": 5}, name="Chain")
+    assert step.call_paths() == [((), None, 0)]
+    assert [c.path for c in analyze(model.to_pipeline(), plate).steps[0].calls] == [()]
     model.add_to_chain(step.step_id, "numpy.gaussian_filter", kwargs={"sigm": 1.0})
-    pipeline = model.to_pipeline()
-    calls = list(normalize_pattern(pipeline[0].func).calls())
-    assert [c.place for c in calls] == ["func[0]", "func[1]"]
-    diagnostics = plateflow.check(pipeline, plate)
-    assert [(d.code, d.field) for d in diagnostics] == [("unknown-kwarg", "func[1].kwargs.sigm")]
-    assert locate_field(step, "func[1].kwargs.sigm") == FieldLocation("kwarg", None, 1, "sigm")
+    analysis = analyze(model.to_pipeline(), plate)
+    assert [path for path, _, _ in step.call_paths()] == [c.path for c in analysis.steps[0].calls] == [("func", 0), ("func", 1)]
+    assert [(d.code, d.field) for d in analysis.diagnostics] == [("unknown-kwarg", "func[1].kwargs.sigm")]
 
     model.set_group_by(step.step_id, "channel")
     model.set_variable_components(step.step_id, ["site"])
@@ -100,44 +100,65 @@ def test_chain_and_per_group_patterns_use_the_compiler_field_grammar(plate):
     model.remove_from_chain(step.step_id, "2", 1)
     func = model.to_pipeline()[0].func
     assert set(func) == {"1", "2"} and isinstance(func["1"], list) and isinstance(func["2"], tuple)
-    fields = {d.field for d in plateflow.check(model.to_pipeline(), plate)}
-    assert fields == {"func['1'][1].kwargs.sigm"}
-    assert locate_field(step, "func['1'][1].kwargs.sigm") == FieldLocation("kwarg", "1", 1, "sigm")
-    assert locate_field(step, "func['2'].kwargs.radius") == FieldLocation("kwarg", "2", 0, "radius")
-    assert locate_field(step, "func['2']") == FieldLocation("entry", "2")
-    assert locate_field(step, "func['9']") == FieldLocation("pattern")
-    assert locate_field(step, "func") == FieldLocation("pattern")
+    analysis = analyze(model.to_pipeline(), plate)
+    expected = [("func", "1", 0), ("func", "1", 1), ("func", "2")]
+    assert [path for path, _, _ in step.call_paths()] == [c.path for c in analysis.steps[0].calls] == expected
+    assert {d.field for d in analysis.diagnostics} == {"func['1'][1].kwargs.sigm"}
+    # A per-value entry can go: the step then handles channel 1 only.
+    model.remove_entry(step.step_id, "2")
+    assert list(model.to_pipeline()[0].func) == ["1"]
+    with pytest.raises(ValueError, match="at least one entry"):
+        model.remove_entry(step.step_id, "1")
     model.set_per_group(step.step_id, None)
     assert list(step.chains) == [None] and len(step.chains[None]) == 2
 
 
-def test_locate_field_on_a_single_function_step():
+def test_new_steps_vary_over_what_suits_their_category():
     model = PipelineModel()
-    step = model.add_step("numpy.gaussian_filter")
-    assert locate_field(step, "kwargs.sigmaa") == FieldLocation("kwarg", None, 0, "sigmaa")
-    assert locate_field(step, "func") == FieldLocation("call", None, 0)
-    assert locate_field(step, "") == FieldLocation("step")
-    assert locate_field(step, "variable_components") == FieldLocation("variable_components")
-    assert locate_field(step, "group_by") == FieldLocation("group_by")
-    assert locate_field(step, "special_inputs.positions") == FieldLocation("special_inputs", name="positions")
-    assert locate_field(step, "something else") == FieldLocation("step")
+    projection = model.add_step("numpy.max_projection")
+    blur = model.add_step("numpy.gaussian_filter")
+    assert projection.variable_components == ("z_index",) == default_components("numpy.max_projection")
+    assert blur.variable_components == ("site",)
 
 
-def test_data_flow_shows_conversions_and_special_input_links():
+def test_undo_and_redo_walk_through_every_edit():
     model = PipelineModel()
-    find = model.add_step("numpy.find_tile_positions")
-    torch_step = model.add_step("torch.gaussian_filter")
-    assemble = model.add_step("numpy.assemble_tiles")
-    flows = model.data_flow()
-    assert flows[find.step_id].outputs == ("positions",)
-    assert flows[torch_step.step_id].conversion == ("numpy", "torch")
-    assert flows[assemble.step_id].conversion == ("torch", "numpy")
-    assert dict(flows[assemble.step_id].inputs_from) == {"positions": 0}
-    model.set_enabled(find.step_id, False)
-    flows = model.data_flow()
-    assert find.step_id not in flows
-    assert dict(flows[assemble.step_id].inputs_from) == {"positions": None}
-    assert flows[assemble.step_id].index == 1
+    blur = model.add_step("numpy.gaussian_filter", name="Blur")
+    model.set_kwarg(blur.step_id, None, 0, "sigma", 2.0)
+    model.rename_step(blur.step_id, "Smooth")
+    label = model.add_step("numpy.label")
+    model.remove_step(label.step_id)
+    states = []
+    while model.can_undo:
+        states.append([(s.name, dict(s.chains[None][0].kwargs)) for s in model.steps])
+        model.undo()
+    assert states == [
+        [("Smooth", {"sigma": 2.0})],
+        [("Smooth", {"sigma": 2.0}), ("label", {})],
+        [("Smooth", {"sigma": 2.0})],
+        [("Blur", {"sigma": 2.0})],
+        [("Blur", {})],
+    ]
+    assert model.steps == [] and not model.undo()
+    while model.redo():
+        pass
+    assert [(s.name, s.step_id) for s in model.steps] == [("Smooth", blur.step_id)]
+    # An undone state is a copy: editing after the undo does not change the history.
+    model.undo()
+    model.undo()
+    model.set_kwarg(blur.step_id, None, 0, "sigma", 7.0)
+    assert not model.can_redo
+    model.undo()
+    assert model.step(blur.step_id).chains[None][0].kwargs == {"sigma": 2.0}
+
+
+def test_quick_edits_of_one_field_are_one_undo_step():
+    model = PipelineModel()
+    blur = model.add_step("numpy.gaussian_filter")
+    for sigma in (1.1, 1.2, 1.3):
+        model.set_kwarg(blur.step_id, None, 0, "sigma", sigma)
+    model.undo()
+    assert model.step(blur.step_id).chains[None][0].kwargs == {}
 
 
 def test_from_pipeline_round_trip_keeps_functions_kwargs_and_components():

@@ -76,7 +76,14 @@ def test_run_on_plate_writes_what_the_cli_writes_and_shows_the_results(run_panel
 
     layers = panel.open_output_layers()
     assert [layer.name for layer in layers] == ["DAPI (plate outputs)"]
-    assert layers[0].data.shape == (2, 2, 64, 64)  # well, site, y, x
+    # The input plate's frame (well, site, z_index): the one projected plane is shown at every Z, and
+    # the int32 labels of the last (segmentation) step come in as a Labels layer.
+    labels = layers[0]
+    assert type(labels).__name__ == "Labels" and labels.data.shape == (2, 2, 3, 64, 64)
+    assert tuple(labels.axis_labels) == tuple(viewer.layers["DAPI"].axis_labels) == ("well", "site", "z_index", "y", "x")
+    on_disk = tifffile.imread(tmp_path / "gui" / "TimePoint_1" / "ZStep_1" / "A02_s2_w1.tif")
+    for z in range(3):
+        np.testing.assert_array_equal(np.asarray(labels.data[1, 1, z]), on_disk)
 
 
 def test_clicking_a_well_on_the_plate_map_opens_its_outputs(run_panel, qtbot, tuning_plate, tmp_path):
@@ -91,8 +98,10 @@ def test_clicking_a_well_on_the_plate_map_opens_its_outputs(run_panel, qtbot, tu
     well, layers = loaded.args
     assert well == "A02" and [layer.name for layer in layers] == ["A02 DAPI (output)"]
     labels = layers[0]
-    assert type(labels).__name__ == "Labels" and labels.data.shape == (2, 64, 64)  # site, y, x
-    np.testing.assert_array_equal(labels.data[1], tifffile.imread(tmp_path / "out" / "TimePoint_1" / "ZStep_1" / "A02_s2_w1.tif"))
+    # Well A02 only: a length-1 well axis placed at A02's index (1) of the plate's frame.
+    assert type(labels).__name__ == "Labels" and labels.data.shape == (1, 2, 3, 64, 64)
+    assert labels.translate[0] == 1.0
+    np.testing.assert_array_equal(labels.data[0, 1, 2], tifffile.imread(tmp_path / "out" / "TimePoint_1" / "ZStep_1" / "A02_s2_w1.tif"))
     np.testing.assert_allclose(labels.scale[-2:], [builder.plate.pixel_size] * 2)
     # A second click updates the same layer instead of adding another.
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.cell_rect("A02").center())

@@ -74,8 +74,10 @@ def test_editing_a_parameter_updates_the_layer_and_reuses_upstream_steps(make_na
     layer = viewer.layers["2 Offset (DAPI)"]
     assert "1 Scale (DAPI)" not in [l.name for l in viewer.layers]  # only the last step is shown by default
     expected = site_stack(tuning_plate, 1).astype(np.float32) * 2 + 1  # the two functions applied directly
-    np.testing.assert_array_equal(layer.data, expected)
-    assert layer.colormap.name == "blue" and tuple(layer.axis_labels) == ("z_index", "y", "x")
+    np.testing.assert_array_equal(layer.data[0, 0], expected)
+    # In the plate's frame: a length-1 well and site axis at A01 / site 1, over the plate's own DAPI layer.
+    assert layer.colormap.name == "blue" and tuple(layer.axis_labels) == ("well", "site", "z_index", "y", "x")
+    assert tuple(layer.translate[:2]) == (0.0, 0.0) and viewer.layers.index("DAPI") < viewer.layers.index(layer)
     layer.contrast_limits = (5.0, 50.0)
     layer.visible = False
 
@@ -84,7 +86,7 @@ def test_editing_a_parameter_updates_the_layer_and_reuses_upstream_steps(make_na
     offset_widget = builder.editor.param_widgets[(None, 0, "offset")]
     offset_widget.value = 7.0
     wait_for_tuning(qtbot, builder)
-    np.testing.assert_array_equal(viewer.layers["2 Offset (DAPI)"].data, expected + 6)
+    np.testing.assert_array_equal(viewer.layers["2 Offset (DAPI)"].data[0, 0], expected + 6)
     assert viewer.layers["2 Offset (DAPI)"] is layer  # updated in place
     assert tuple(layer.contrast_limits) == (5.0, 50.0) and not layer.visible
     assert CALLS == Counter(offset=2)  # one call per channel; the scale step came from the cache
@@ -96,7 +98,7 @@ def test_two_quick_edits_leave_the_layer_showing_the_second(make_napari_viewer, 
     wait_for_tuning(qtbot, builder)
     layer = viewer.layers["2 Offset (FITC)"]
     shown = []
-    layer.events.data.connect(lambda event: shown.append(np.asarray(layer.data).copy()))
+    layer.events.data.connect(lambda event: shown.append(np.asarray(layer.data[0, 0]).copy()))
     step_id = builder.model.steps[1].step_id
     controller = builder.tuning.controller
 
@@ -111,7 +113,7 @@ def test_two_quick_edits_leave_the_layer_showing_the_second(make_napari_viewer, 
     qtbot.waitUntil(lambda: not slow_worker.is_running, timeout=5000)
     qtbot.wait(50)  # let anything the stale worker yielded reach the main thread
     base = site_stack(tuning_plate, 2).astype(np.float32) * 2
-    np.testing.assert_array_equal(layer.data, base + 9)
+    np.testing.assert_array_equal(layer.data[0, 0], base + 9)
     assert shown and all(not np.array_equal(data, base + 3) for data in shown)
 
 
@@ -120,10 +122,12 @@ def test_show_all_labels_points_and_tables(make_napari_viewer, qtbot, tuning_pla
     builder = docked_builder(viewer, tuning_plate, demo_pipeline())
     wait_for_tuning(qtbot, builder)
     names = [l.name for l in viewer.layers]
-    assert names == ["4 Count nuclei", "4 Count nuclei: object_measurements"]
-    labels, points = viewer.layers
+    assert names == ["DAPI", "FITC", "4 Count nuclei", "4 Count nuclei: object_measurements"]
+    labels, points = viewer.layers[2:]
     assert type(labels).__name__ == "Labels" and labels.data.dtype == np.int32 and labels.data.max() >= 1
-    assert type(points).__name__ == "Points" and len(points.data) == labels.data.max()
+    # One point per nucleus at every Z plane of well A01 / site 1 (the projection's labels show at every Z).
+    assert type(points).__name__ == "Points" and len(points.data) == 3 * labels.data.max()
+    assert set(points.data[:, 0]) == {0.0} and set(points.data[:, 1]) == {0.0} and set(points.data[:, 2]) == {0.0, 1.0, 2.0}
     np.testing.assert_allclose(labels.scale, points.scale)
     tables = builder.tuning.visualizer.tables_view
     assert set(tables.tables) == {"4 Count nuclei: object_counts", "4 Count nuclei: object_measurements"}
@@ -133,7 +137,10 @@ def test_show_all_labels_points_and_tables(make_napari_viewer, qtbot, tuning_pla
     wait_for_tuning(qtbot, builder)
     names = [l.name for l in viewer.layers]
     assert {"1 Normalize (DAPI)", "1 Normalize (FITC)", "2 Remove background (DAPI)", "3 Z max projection (FITC)"} <= set(names)
-    assert viewer.layers["3 Z max projection (DAPI)"].data.shape == (64, 64)
+    assert viewer.layers["3 Z max projection (DAPI)"].data.shape == (1, 1, 3, 64, 64)  # one plane, shown at every Z
+    # Intermediate images start hidden and labels stay on top, so the final labels are not washed out.
+    assert not viewer.layers["1 Normalize (DAPI)"].visible
+    assert names.index("4 Count nuclei") > max(names.index(n) for n in names if n != "4 Count nuclei" and "object_" not in n)
 
     qtbot.mouseClick(builder.tuning.show_all_check, Qt.MouseButton.LeftButton)
     builder.step_list.select_step(builder.model.steps[1].step_id)
@@ -210,4 +217,4 @@ def test_opening_the_same_plate_again_brings_its_layers_back(make_napari_viewer,
     assert "2 Offset (DAPI)" not in [l.name for l in viewer.layers]
     builder.set_plate(tuning_plate)  # the typo fixed: the same plate, the same pipeline, a new run
     wait_for_tuning(qtbot, builder)
-    np.testing.assert_array_equal(viewer.layers["2 Offset (DAPI)"].data, site_stack(tuning_plate, 1).astype(np.float32) * 2 + 1)
+    np.testing.assert_array_equal(viewer.layers["2 Offset (DAPI)"].data[0, 0], site_stack(tuning_plate, 1).astype(np.float32) * 2 + 1)

@@ -106,14 +106,17 @@ def test_misspelled_kwarg_marks_step_and_section_until_removed(qtbot, builder):
     settle(qtbot, builder)
     item = builder.step_list.item_for(step_id)
     assert item.data(SEVERITY_ROLE) == "error"
-    assert "kwargs.sigmaa" in item.toolTip() and "did you mean 'sigma'?" in item.toolTip()
-    section = builder.editor.call_boxes[(None, 0)]
+    assert "parameter 'sigmaa'" in item.toolTip() and "did you mean 'sigma'?" in item.toolTip()
     row = builder.editor.unknown_kwarg_rows[(None, 0, "sigmaa")]
-    assert marked_severity(section) == "error" and marked_severity(row) == "error"
-    assert "sigmaa" in section.toolTip()
+    field = builder.editor.widget_for(("kwargs", "sigmaa"))
+    assert field.parent() is row and marked_severity(field) == "error"  # the keyword's own row, not its section
+    assert marked_severity(builder.editor.call_boxes[(None, 0)]) == ""
+    assert "sigmaa" in field.toolTip()
     assert builder.problems.texts() == [
-        "step 1 'gaussian_filter', kwargs.sigmaa: gaussian_filter() has no parameter 'sigmaa' \u2014 did you mean 'sigma'?"
+        "Step 1 'gaussian_filter', parameter 'sigmaa': gaussian_filter() has no parameter 'sigmaa'. Fix: did you mean 'sigma'?"
     ]
+    # The compiler's field string stays one hover away, after what is wrong.
+    assert "[unknown-kwarg] at kwargs.sigmaa" in builder.problems.item(0).toolTip()
 
     qtbot.mouseClick(button_in(row, "Remove"), Qt.MouseButton.LeftButton)
     settle(qtbot, builder)
@@ -148,8 +151,8 @@ def test_wrong_memory_type_in_a_chain_marks_the_chain_item(qtbot, builder):
     assert ("chain-memory-mismatch", "func[1]") in {(d.code, d.field) for d in builder.diagnostics}
     assert builder.step_list.item_for(step_id).data(SEVERITY_ROLE) == "error"
     second = builder.editor.call_boxes[(None, 1)]
-    assert second.title() == "func[1]: torch.gaussian_filter"
-    assert marked_severity(second) == "error" and "returns numpy arrays" in second.toolTip()
+    assert second.title() == "function 2 of 2: torch.gaussian_filter"
+    assert marked_severity(second) == "error" and "numpy arrays" in second.toolTip()
     assert marked_severity(builder.editor.call_boxes[(None, 0)]) == ""
 
     qtbot.mouseClick(button_in(second, "Remove"), Qt.MouseButton.LeftButton)
@@ -164,7 +167,7 @@ def test_missing_special_input_is_marked_and_fixed_by_adding_the_producer(qtbot,
     settle(qtbot, builder)
     item = builder.step_list.item_for(assemble)
     assert item.data(SEVERITY_ROLE) == "error"
-    assert ("positions: no producer", "#e53935") in item.data(BADGES_ROLE)
+    assert ("positions: no step makes it", "#e53935") in item.data(BADGES_ROLE)
     label = builder.editor.special_input_labels["positions"]
     assert marked_severity(label) == "error" and "no step produces 'positions'" in label.toolTip()
 
@@ -181,6 +184,7 @@ def test_missing_special_input_is_marked_and_fixed_by_adding_the_producer(qtbot,
 def test_conversion_badge_between_steps_of_different_memory_types(qtbot, builder):
     builder.add_step("numpy.gaussian_filter")
     torch_step = builder.add_step("torch.top_hat")
+    settle(qtbot, builder)  # the badges are the analysis' flow
     badges = [text for text, _ in builder.step_list.item_for(torch_step).data(BADGES_ROLE)]
     assert badges[:2] == ["numpy -> torch", "torch"]
 
@@ -219,9 +223,9 @@ def test_components_group_by_and_one_chain_per_channel(qtbot, builder):
     assert step.group_by == "channel" and list(step.chains) == ["1", "2"]
     assert "DAPI" in editor.entry_boxes["1"].title()
     builder.catalogue.select_function("numpy.top_hat")
-    qtbot.mouseClick(button_in(editor.entry_boxes["2"], "Add selected function to func['2']"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(button_in(editor.entry_boxes["2"], "Add the selected function here"), Qt.MouseButton.LeftButton)
     assert [c.function for c in builder.model.step(step_id).chains["2"]] == ["numpy.gaussian_filter", "numpy.top_hat"]
-    assert editor.call_boxes[("2", 1)].title() == "func['2'][1]: numpy.top_hat"
+    assert editor.call_boxes[("2", 1)].title() == "function 2 of 2: numpy.top_hat"
     settle(qtbot, builder)
     assert builder.diagnostics == []
     editor.group_by_combo.setCurrentIndex(editor.group_by_combo.findData("site"))

@@ -14,12 +14,22 @@ extension       saves                                      loads as
 Every write goes to a temporary file in the destination folder, then
 ``os.replace`` moves it into place: a reader sees the old file or the new
 one, never half of one, and a failed write leaves nothing behind.
+
+Label and mask planes (bool, signed integers, 32/64-bit unsigned integers,
+and uint8 planes holding only 0 and 1) are written as zlib-compressed TIFF:
+they are mostly runs of equal values, and every TIFF reader decodes zlib.
+
+Folders are told apart by identity, not by name: :func:`protected_ancestor`
+walks up from a path comparing ``(st_dev, st_ino)`` with the protected roots,
+so a bind mount, a hard-linked folder or a symlink of the input plate is the
+plate, whatever its path says.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -33,13 +43,26 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...plate.model import natural_sorted
-from .base import CorruptFileError, match_name, posix
+from .base import CorruptFileError, ProtectedPathError, match_name, posix
 
-__all__ = ["DiskBackend", "DISK_FORMATS", "atomic_write", "atomic_write_bytes"]
+__all__ = [
+    "DiskBackend",
+    "DISK_FORMATS",
+    "atomic_write",
+    "atomic_write_bytes",
+    "identity",
+    "protected_ancestor",
+    "protected_inside",
+    "folder_identities",
+    "is_label_plane",
+]
 
 DISK_FORMATS = (".tif", ".tiff", ".npy", ".csv", ".json")
 _TIFF_OPTIONS = ("compression", "photometric", "metadata", "description", "resolution", "predictor", "software")
 _INT = re.compile(r"^[+-]?\d+$")
+# numpy's tofile reports a short write on a full disk without an errno.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+_LABEL_DTYPES = frozenset("bool int8 int16 int32 int64 uint32 uint64".split())
 # mkstemp makes 0600 files; give outputs the usual permissions. Read once, at import.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -56,10 +79,143 @@ def _naming(exc: OSError, path: Path) -> OSError:
     """The same kind of error, with a message that names the file being written (a full disk,
     a read-only folder: the OS error alone does not say which output it was)."""
     reason = exc.strerror or str(exc)
+    if exc.errno is None and (_SHORT_WRITE.search(reason) or _no_space_left(path)):
+        exc = OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({reason})")
+        reason = exc.strerror or reason
     try:
         return type(exc)(exc.errno, f"cannot write {path}: {reason}") if exc.errno is not None else type(exc)(f"cannot write {path}: {reason}")
     except TypeError:  # an OSError subclass with another constructor
         return OSError(exc.errno, f"cannot write {path}: {reason}")
+
+
+def _no_space_left(path: Path) -> bool:
+    try:
+        info = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return info.f_bavail == 0
+
+
+# -- identity of folders ------------------------------------------------------------
+
+
+def identity(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(st_dev, st_ino)`` of ``path`` (links followed): equal for every name of one folder."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
+_FOLDERS_CACHE: dict[tuple[str, tuple[int, int], int], dict[tuple[int, int], Path]] = {}
+
+
+def folder_identities(root: str | os.PathLike[str]) -> dict[tuple[int, int], Path]:
+    """``identity -> folder`` for ``root`` and every folder below it (links followed once).
+
+    A mount or link of any of them elsewhere is then recognised as part of
+    ``root``. Remembered per root (and its modification time) in this process.
+    """
+    real = os.path.realpath(os.fspath(root))
+    try:
+        st = os.stat(real)
+    except OSError:
+        return {}
+    key = (real, (st.st_dev, st.st_ino), st.st_mtime_ns)
+    cached = _FOLDERS_CACHE.get(key)
+    if cached is not None:
+        return cached
+    found: dict[tuple[int, int], Path] = {(st.st_dev, st.st_ino): Path(real)}
+    stack = [real]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_dir():
+                    continue
+                entry_st = entry.stat()
+            except OSError:
+                continue
+            ident = (entry_st.st_dev, entry_st.st_ino)
+            if ident not in found:
+                found[ident] = Path(real)
+                stack.append(entry.path)
+    _FOLDERS_CACHE[key] = found
+    return found
+
+
+def _existing_ancestors(path: str | os.PathLike[str]) -> list[str]:
+    """``path`` (when it exists) and every folder above it, nearest first, lexically and resolved."""
+    absolute = os.path.abspath(os.fspath(path))
+    chains = []
+    for start in (absolute, os.path.realpath(absolute)):
+        chain = []
+        current = start
+        while True:
+            chain.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        chains.append(chain)
+    seen: dict[str, None] = {}
+    for chain in chains:
+        for item in chain:
+            seen.setdefault(item, None)
+    return [p for p in seen if os.path.exists(p)]
+
+
+def protected_ancestor(path: str | os.PathLike[str], roots: "Mapping[tuple[int, int], Path]") -> Path | None:
+    """The protected root that ``path`` is, or is inside, by folder identity; ``None`` when none.
+
+    ``roots`` maps ``identity(root)`` to the root. Every existing folder from
+    ``path`` up to ``/`` is compared, along the path as written and along its
+    resolved form, so a bind mount or symlink of a root is caught.
+    """
+    if not roots:
+        return None
+    for candidate in _existing_ancestors(path):
+        try:
+            key = identity(candidate)
+        except OSError:
+            continue
+        if key in roots:
+            return roots[key]
+    return None
+
+
+def protected_inside(folder: str | os.PathLike[str], roots: "Mapping[tuple[int, int], Path]") -> Path | None:
+    """A protected root that deleting ``folder`` would reach: a root at or above ``folder``,
+    a root whose folders lie inside it, or a mount or link of a root somewhere below it."""
+    found = protected_ancestor(folder, roots)
+    if found is not None or not roots:
+        return found
+    target = os.path.realpath(os.fspath(folder))
+    try:
+        target_id = identity(target)
+    except OSError:
+        return None
+    for key, root in roots.items():
+        if any(identity(p) == target_id for p in _existing_ancestors(root)):
+            return root
+    for current, dirs, _files in os.walk(target):
+        for name in dirs:
+            try:
+                key = identity(os.path.join(current, name))
+            except OSError:
+                continue
+            if key in roots:
+                return roots[key]
+    return None
+
+
+def is_label_plane(array: np.ndarray) -> bool:
+    """Whether ``array`` holds labels or a mask (stored zlib-compressed): see the module docstring."""
+    if array.dtype.name in _LABEL_DTYPES:
+        return True
+    return array.dtype == np.uint8 and array.size > 0 and int(array.max()) <= 1
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -165,7 +321,12 @@ class DiskBackend:
                 import tifffile
 
                 kwargs = {"photometric": "minisblack", **options}
-                atomic_write(target, lambda tmp: tifffile.imwrite(tmp, array, **kwargs))
+                if "compression" not in options and is_label_plane(array):
+                    kwargs["compression"] = "zlib"
+                def write_tiff(tmp: str) -> None:
+                    tifffile.imwrite(tmp, array, **kwargs)
+
+                atomic_write(target, write_tiff)
             else:
                 buffer = io.BytesIO()
                 np.save(buffer, array, allow_pickle=False)
@@ -259,8 +420,18 @@ class DiskBackend:
                         found.append(posix(rel))
         return natural_sorted(found)
 
-    def delete(self, path: str | os.PathLike[str]) -> None:
+    def delete(self, path: str | os.PathLike[str], *, protected: "Mapping[tuple[int, int], Path] | None" = None) -> None:
+        """Delete a file, or a folder with everything in it (links inside it are removed, not followed).
+
+        With ``protected`` (identities of read-only roots), a folder is first
+        checked for a mount or link of one of them anywhere inside it, and refused.
+        """
         target = Path(path)
+        if protected and target.is_dir() and not target.is_symlink():
+            root = protected_inside(target, protected)
+            if root is not None:
+                raise ProtectedPathError(f"refusing to delete {target}: it holds the read-only root {root} "
+                                         "(the input plate, mounted or linked there)")
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():

@@ -11,7 +11,7 @@ import os
 import posixpath
 from typing import Any, ClassVar
 
-from ...plate.model import natural_sorted
+from ..._naming import natural_sorted
 from .base import match_name, posix
 
 __all__ = ["MemoryBackend"]
