@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Any, overload
 
 from ._callables import readable_name
 from ._naming import COMPONENTS  # the plate components a step can vary over or group by (one home for every layer)
+from ._naming import well_id as _canonical_well
 from .config import ConfigOverrides
 from .patterns import normalize_pattern, PatternError
 
 if TYPE_CHECKING:
     from .compiler.context import ProcessingContext
 
-__all__ = ["COMPONENTS", "FunctionStep", "Pipeline", "as_step_list", "enabled_steps"]
+__all__ = ["COMPONENTS", "SCOPES", "FunctionStep", "Pipeline", "as_step_list", "enabled_steps"]
+
+#: Where a step runs: once per well, or once over the images of the whole plate (docs/plate-steps.md).
+SCOPES: tuple[str, ...] = ("well", "plate")
 
 
 def _as_component_tuple(value: Any) -> tuple[Any, ...]:
@@ -50,9 +54,19 @@ class FunctionStep:
         config: settings that override the plate's and the global config for this step.
         enabled: ``False`` keeps the step in the pipeline (and its file) but leaves it out of
             checking, compiling and running; step numbers in diagnostics count enabled steps.
+        scope: ``"well"`` (run once per well) or ``"plate"`` (run once over the images of the
+            whole plate, or of its sample, before the per-well steps that consume its special
+            outputs). For a plate step ``"well"`` always varies inside the stack; listing it in
+            ``variable_components`` is allowed and dropped here.
+        sample_wells: the wells a plate step reads (``None``: every well); ids are normalised
+            (``"a1"`` -> ``"A01"``); a value that is not a well id is kept for the check to report.
+        sample_sites: the sites a plate step reads (``None``: every site), as strings.
     """
 
-    __slots__ = ("func", "name", "variable_components", "group_by", "force_disk_output", "visualize", "config", "enabled", "step_id")
+    __slots__ = (
+        "func", "name", "variable_components", "group_by", "force_disk_output", "visualize", "config", "enabled",
+        "scope", "sample_wells", "sample_sites", "step_id",
+    )
 
     def __init__(
         self,
@@ -65,13 +79,27 @@ class FunctionStep:
         *,
         config: Mapping[str, Any] | None = None,
         enabled: bool = True,
+        scope: str = "well",
+        sample_wells: Iterable[str] | str | None = None,
+        sample_sites: Iterable[str | int] | str | int | None = None,
     ) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"FunctionStep: scope={scope!r} is not one of {', '.join(map(repr, SCOPES))}")
+        if scope == "well" and (sample_wells is not None or sample_sites is not None):
+            given = "sample_wells" if sample_wells is not None else "sample_sites"
+            raise ValueError(f"FunctionStep: {given}= is only for plate steps; add scope='plate' or remove {given}")
+        self.scope = scope
+        self.sample_wells = _sample_wells(sample_wells)
+        self.sample_sites = _sample_values("sample_sites", sample_sites)
         self.func = func
         if name is None or (isinstance(name, str) and not name):
             self.name = _default_name(func)
         else:
             self.name = name if isinstance(name, str) else str(name)
-        self.variable_components = _as_component_tuple(variable_components)
+        components = _as_component_tuple(variable_components)
+        if scope == "plate":
+            components = tuple(c for c in components if c != "well")  # implied: a plate step's stack spans wells
+        self.variable_components = components
         self.group_by = group_by
         self.force_disk_output = bool(force_disk_output)
         self.visualize = bool(visualize)
@@ -82,6 +110,10 @@ class FunctionStep:
     def __repr__(self) -> str:
         extra = f", group_by={self.group_by!r}" if self.group_by else ""
         extra += "" if self.enabled else ", enabled=False"
+        if self.scope != "well":
+            extra += f", scope={self.scope!r}"
+            extra += f", sample_wells={self.sample_wells!r}" if self.sample_wells is not None else ""
+            extra += f", sample_sites={self.sample_sites!r}" if self.sample_sites is not None else ""
         return f"FunctionStep(name={self.name!r}, variable_components={self.variable_components!r}{extra})"
 
     def copy(self, **changes: Any) -> "FunctionStep":
@@ -95,7 +127,12 @@ class FunctionStep:
             "visualize": self.visualize,
             "config": dict(self.config),
             "enabled": self.enabled,
+            "scope": self.scope,
+            "sample_wells": self.sample_wells,
+            "sample_sites": self.sample_sites,
         }
+        if changes.get("scope") == "well" and "sample_wells" not in changes and "sample_sites" not in changes:
+            values["sample_wells"] = values["sample_sites"] = None  # a per-well copy of a plate step keeps no sample
         values.update(changes)
         return FunctionStep(**values)
 
@@ -104,6 +141,40 @@ class FunctionStep:
         from .execution.step_runner import process_step
 
         process_step(self, context)
+
+
+def _sample_values(what: str, values: Any) -> tuple[str, ...] | None:
+    """``None``, or the values as a tuple of strings (a single value is a one-item sample)."""
+    if values is None:
+        return None
+    items = (values,) if isinstance(values, (str, int)) else values
+    if not isinstance(items, Iterable) or isinstance(items, Mapping):
+        raise ValueError(f"FunctionStep: {what}={values!r} must be None or a list of values, e.g. ('1', '3')")
+    found: list[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ValueError(f"FunctionStep: {what} holds {item!r} ({type(item).__name__}); give its values as text, e.g. ('1', '3')")
+        text = str(item)
+        if text not in found:
+            found.append(text)
+    if not found:
+        raise ValueError(f"FunctionStep: {what} is empty; give at least one value, or None for all of them")
+    return tuple(found)
+
+
+def _sample_wells(values: Any) -> tuple[str, ...] | None:
+    wells = _sample_values("sample_wells", values)
+    if wells is None:
+        return None
+    normalised: list[str] = []
+    for well in wells:
+        try:
+            well = _canonical_well(well)
+        except ValueError:
+            pass  # not a well id: kept as written, the check reports it (sample-well-invalid) on its field
+        if well not in normalised:
+            normalised.append(well)
+    return tuple(normalised)
 
 
 def _default_name(func: Any) -> str:

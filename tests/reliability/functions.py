@@ -81,3 +81,13 @@ def vanish_plate(stack, plate: str = "", marker: str = ""):
     if _claim(marker):
         os.rename(plate, plate + ".gone")
     return stack
+
+
+@numpy
+def stop_self(stack, marker: str = ""):
+    """SIGSTOPs the process running it (a worker frozen by a debugger or by job control),
+    after writing its pid to ``<marker>.pid``."""
+    if _claim(marker):
+        Path(marker + ".pid").write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return stack

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,6 @@ import pytest
 from plateflow.cli import main
 from plateflow.execution import run
 from plateflow.io import save_pipeline
-
-from .conftest import pipeline
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from plateflow import FunctionStep
 from plateflow.execution import run
 from plateflow.execution.lock import LOCK_NAME, OutputLock, OutputLockedError
 from plateflow.execution.manifest import ManifestError
 from plateflow.execution.runner import OutputFolderError
 from plateflow.plate import generate_sample_plate
 
-from .conftest import WELLS, assert_same_as_clean_run, assert_wells_match, images, pipeline
+from .conftest import WELLS, assert_same_as_clean_run, images, pipeline
 
 
 def _manifest(out: Path) -> dict:

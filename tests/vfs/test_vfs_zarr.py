@@ -108,20 +108,25 @@ def test_exists_sees_a_written_plane_of_zeros(tmp_path):
     assert not fm.exists(store, "zarr", components={**position, "z_index": "2"})
 
 
-def test_plane_round_trip_by_components_and_by_path(tmp_path):
+def test_plane_round_trip_by_components(tmp_path):
     store = create_plate_store(tmp_path / "out.zarr", _layout())
     fm = FileManager()
     a = _plane("B01", "2", "2", "3")
-    fm.save(a, store / "TimePoint_1/ZStep_3/B01_s2_w2.tif", "zarr")  # position parsed from the mirrored name
+    fm.save(a, store, "zarr", components={"well": "B01", "site": "2", "channel": "2", "z_index": "3", "timepoint": "1"})
     b = _plane("A01", "1", "1", "1")
     fm.save(b, store, "zarr", components={"well": "A01", "site": "1", "channel": "1", "z_index": "1", "timepoint": "1"})
     np.testing.assert_array_equal(fm.load(store, "zarr", components={"well": "B01", "site": "2", "channel": "2", "z_index": "3"}), a)
-    np.testing.assert_array_equal(fm.load(store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr"), b)
-    assert fm.load(store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr").dtype == np.uint16
-    assert fm.exists(store / "TimePoint_1/ZStep_3/B01_s2_w2.tif", "zarr")
-    assert not fm.exists(store / "TimePoint_1/ZStep_2/B01_s2_w2.tif", "zarr")
+    np.testing.assert_array_equal(fm.load(store, "zarr", components={"well": "A01", "site": "1", "channel": "1", "z_index": "1"}), b)
+    assert fm.load(store, "zarr", components={"well": "A01", "site": "1", "channel": "1", "z_index": "1"}).dtype == np.uint16
     assert not fm.exists(tmp_path / "other.zarr", "zarr")
     assert fm.list(store, "zarr", pattern="0") == ["A/1/0", "A/2/0", "B/1/0", "C/12/0"]
+
+
+def test_storage_does_not_parse_image_names(tmp_path):
+    # The plan hands over every image's components; the store knows no vendor file-name layout.
+    store = create_plate_store(tmp_path / "out.zarr", _layout())
+    with pytest.raises(ValueError, match=r"B01_s2_w2\.tif'?: give components="):
+        FileManager().save(_plane("B01", "2", "2", "3"), store / "TimePoint_1/ZStep_3/B01_s2_w2.tif", "zarr")
 
 
 def test_stack_write_and_read(tmp_path):
@@ -146,7 +151,7 @@ def test_zarr_write_errors(tmp_path):
         fm.save(np.zeros((16, 24), np.uint16), store, "zarr", components={**comps, "well": "H01"})
     with pytest.raises(ValueError, match="z_index='9' is not in the store's layout; valid values: 1, 2, 3"):
         fm.save(np.zeros((16, 24), np.uint16), store, "zarr", components={**comps, "z_index": "9"})
-    with pytest.raises(ValueError, match="not an image name of the ImageXpress format"):
+    with pytest.raises(ValueError, match="measurements.csv'?: give components="):
         fm.save(np.zeros((16, 24), np.uint16), store / "measurements.csv", "zarr")
     with pytest.raises(FileNotFoundError, match="create_plate_store"):
         fm.save(np.zeros((16, 24), np.uint16), tmp_path / "missing.zarr", "zarr", components=comps)

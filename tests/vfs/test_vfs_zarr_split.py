@@ -65,9 +65,9 @@ def test_plate_metadata_lists_no_well_until_its_arrays_exist(tmp_path):
     with pytest.raises(FileExistsError, match="different plate layout"):
         create_plate_metadata(store, _plate_layout(sites=("1",)))
     fm = FileManager()
-    assert not fm.exists(store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr")
+    assert not fm.exists(store, "zarr", components={"well": "A01", "site": "1", "channel": "1", "z_index": "1", "timepoint": "1"})
     with pytest.raises(FileNotFoundError, match="well A01 has no arrays"):
-        fm.save(np.zeros((16, 24), np.uint16), store / "TimePoint_1/ZStep_1/A01_s1_w1.tif", "zarr")
+        fm.save(np.zeros((16, 24), np.uint16), store, "zarr", components={"well": "A01", "site": "1", "channel": "1", "z_index": "1", "timepoint": "1"})
 
     create_well_arrays(store, "C12", z_indices=("1",), image_shape=(16, 24), dtype="uint16")
     hcs = _ngff_plate(store)
@@ -99,15 +99,15 @@ def test_well_arrays_touch_only_their_well(tmp_path):
     assert window["max"] == 65535.0
     fm = FileManager()
     plane = _plane("B01", "2", "1", "3")
-    fm.save(plane, store / "TimePoint_1/ZStep_3/B01_s2_w1.tif", "zarr")
-    np.testing.assert_array_equal(fm.load(store / "TimePoint_1/ZStep_3/B01_s2_w1.tif", "zarr"), plane)
+    fm.save(plane, store, "zarr", components={"well": "B01", "site": "2", "channel": "1", "z_index": "3", "timepoint": "1"})
+    np.testing.assert_array_equal(fm.load(store, "zarr", components={"well": "B01", "site": "2", "channel": "1", "z_index": "3", "timepoint": "1"}), plane)
     # A well that runs again gets fresh arrays of its new shape; the same backend sees the change.
     create_well_arrays(store, "B01", z_indices=("1",), image_shape=(8, 8), dtype="float32")
     assert fm.backend("zarr").well_layout(store, "B01").image_shape == (8, 8)
     fm.backend("zarr").create_well_arrays(store, "B01", z_indices=("1",), image_shape=(16, 24), dtype="float32")
-    assert not fm.exists(store / "TimePoint_1/ZStep_1/B01_s2_w1.tif", "zarr")
-    fm.save(np.ones((16, 24), np.float32), store / "TimePoint_1/ZStep_1/B01_s2_w1.tif", "zarr")
-    assert fm.load(store / "TimePoint_1/ZStep_1/B01_s2_w1.tif", "zarr").dtype == np.float32
+    assert not fm.exists(store, "zarr", components={"well": "B01", "site": "2", "channel": "1", "z_index": "1", "timepoint": "1"})
+    fm.save(np.ones((16, 24), np.float32), store, "zarr", components={"well": "B01", "site": "2", "channel": "1", "z_index": "1", "timepoint": "1"})
+    assert fm.load(store, "zarr", components={"well": "B01", "site": "2", "channel": "1", "z_index": "1", "timepoint": "1"}).dtype == np.float32
     with pytest.raises(ValueError, match="well 'H01' is not in the store's layout"):
         create_well_arrays(store, "H01", z_indices=("1",), image_shape=(8, 8), dtype="uint8")
 

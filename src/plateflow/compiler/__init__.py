@@ -18,7 +18,7 @@ from .phases import (
     plan_materialization_flags_for_context,
     validate_memory_contracts_for_context,
 )
-from .pipeline_compiler import PipelineCompiler, compile_pipeline
+from .pipeline_compiler import PipelineCompiler, compile_pipeline, compile_with_plate_steps
 from .plan import PLAN_KEYS, PlannedGroup, StepPlan
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Orchestrator",
     "PipelineCompiler",
     "compile_pipeline",
+    "compile_with_plate_steps",
     "check",
     "analyze",
     "Analysis",

@@ -77,6 +77,10 @@ class StepFlow:
     group_by: str | None
     device: str
     reads_plate: bool
+    #: "well" or "plate" (docs/plate-steps.md); a plate step's resolved sample (empty without a plate)
+    scope: str = "well"
+    sample_wells: tuple[str, ...] = ()
+    sample_sites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,41 @@ def analyze(pipeline: Pipeline | Sequence[FunctionStep], plate: Any = None, *, c
     except Exception as error:  # the same promise for the flow: diagnostics survive a bug here
         sink.add("internal-error", None, "", "", f"{type(error).__name__}: {error}", "this is a plateflow bug; please report it with the pipeline")
         flows = ()
-    return Analysis(sink.diagnostics, flows)
+    diagnostics = sink.diagnostics
+    try:
+        diagnostics, flows = _with_plate_steps(steps, opened, diagnostics, flows)
+    except Exception as error:  # the same promise for plate steps
+        extra = DiagnosticSink()
+        extra.add("internal-error", None, "", "", f"{type(error).__name__}: {error}", "this is a plateflow bug; please report it with the pipeline")
+        diagnostics = (*diagnostics, *extra.diagnostics)
+    return Analysis(diagnostics, flows)
+
+
+def _with_plate_steps(steps: Sequence[Any], plate: Any, diagnostics: tuple[Diagnostic, ...], flows: tuple[StepFlow, ...]) -> tuple[tuple[Diagnostic, ...], tuple[StepFlow, ...]]:
+    """Add the plate-step diagnostics, and each plate step's scope and sample (and the first per-well step reading the plate)."""
+    from dataclasses import replace
+
+    from .plate_steps import check_plate_steps, is_plate_step, merge_diagnostics, resolved_sample
+
+    plate_indices = [i for i, step in enumerate(steps) if is_plate_step(step)]
+    if not plate_indices:
+        return diagnostics, flows
+    sink = DiagnosticSink()
+    check_plate_steps(steps, plate, sink)
+    merged = merge_diagnostics(diagnostics, sink.diagnostics, plate_indices)
+    new_flows = []
+    first_well_step = True
+    for flow in flows:
+        step = steps[flow.step_index] if flow.step_index < len(steps) else None
+        if step is not None and is_plate_step(step):
+            wells, sites = resolved_sample(step, plate)
+            new_flows.append(replace(flow, scope="plate", reads_plate=True, sample_wells=wells, sample_sites=sites))
+            continue
+        if first_well_step and not flow.reads_plate:
+            flow = replace(flow, reads_plate=True, conversion=("numpy", flow.input_memory_type) if flow.input_memory_type not in ("", "numpy") else None)
+        first_well_step = False
+        new_flows.append(flow)
+    return merged, tuple(new_flows)
 
 
 def check(pipeline: Pipeline | Sequence[FunctionStep], plate: Any = None, *, config: Any = None) -> list[Diagnostic]:

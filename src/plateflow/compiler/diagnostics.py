@@ -113,6 +113,14 @@ CODES: dict[str, CodeInfo] = {
         CodeInfo("positional-only-kwarg", "error", "A keyword for a parameter that takes values only by position", "(f, {'sigma': 2}) where def f(stack, sigma=1, /)", "Make it a keyword parameter (move it after the /) or drop the keyword."),
         CodeInfo("stack-as-kwarg", "error", "The image stack given as a keyword argument", "(f, {'stack': image}) where def f(stack, **kwargs)", "Remove it: the step hands the images to the function."),
         CodeInfo("invalid-config", "error", "A configuration value is not valid", "GlobalConfig(output_format='png')", "Use one of the valid values the message lists."),
+        CodeInfo("plate-input-from-well-step", "error", "A plate step takes a special input a per-well step produces", "a plate step with @special_inputs('positions') after a per-well find_positions", "Make the producing step a plate step too, or move the consumer into a per-well step."),
+        CodeInfo("plate-step-after-well-step", "error", "A plate step comes after a per-well step", "[FunctionStep(blur), FunctionStep(estimate_illumination, scope='plate')]", "Move the plate step before every per-well step; tables are normalised after the run (normalize_to_controls)."),
+        CodeInfo("plate-output-unused", "error", "A plate step's special output is consumed by no later step", "scope='plate' estimate_illumination with no correct_illumination after it", "Add a per-well step that takes it (e.g. numpy.correct_illumination), or remove the plate step."),
+        CodeInfo("sample-well-not-on-plate", "error", "sample_wells names wells the plate does not have", "sample_wells=('A01', 'H12') on a 6-well plate", "Use wells of the plate; the message lists them."),
+        CodeInfo("sample-well-invalid", "error", "sample_wells holds a value that is not a well id", "sample_wells=('A', '12')", "Write well ids as a row letter and a column number, e.g. 'A01'."),
+        CodeInfo("sample-site-not-on-plate", "error", "sample_sites names sites the plate does not have", "sample_sites=('9',) on a plate with sites 1-4", "Use sites of the plate; the message lists them."),
+        CodeInfo("plate-sample-empty", "error", "A plate step's sample selects no image", "sample_wells of wells that have none of the plate's images", "Choose wells and sites that have images, or set sample_wells=None."),
+        CodeInfo("plate-step-group-by-well", "error", "group_by='well' on a plate step", "FunctionStep(..., scope='plate', group_by='well')", "Remove it: the well always varies inside a plate step's stack; use a per-well step for one value per well."),
     ]
 }
 

@@ -338,27 +338,27 @@ def plan_steps(resolved: ResolvedPipeline, orchestrator: Orchestrator, well_id: 
         pattern = resolved.patterns.get(step_id)
         if state.produces:
             producer_groups[step_id] = _producing_groups(groups, pattern, state.produces)
-        plan = StepPlan(
-            step_name=step.name,
-            step_type=type(step).__name__,
-            well_id=well_id,
-            input_dir=input_dir,
-            output_dir=output_dir,
-            special_inputs=inputs,
-            special_outputs=outputs,
-            force_disk_output=step.force_disk_output,
-            visualize=step.visualize,
-            step_index=state.index,
-            step_id=step_id,
-            variable_components=variable,
-            group_by=step.group_by,
-            chain_breaker=state.chain_breaker,
-            reads_plate=reads_plate,
-            groups=groups,
-            special_sources=sources,
-            plate_image=resolved.plate_image if reads_plate else None,
-            config=state.config,
-        )
+        template_key = ("template", step_id, input_dir, output_dir)
+        template = memo.get(template_key)
+        if template is None:  # what does not depend on the well, made once per compile
+            template = memo[template_key] = StepPlan(
+                step_name=step.name,
+                step_type=type(step).__name__,
+                well_id=None,
+                input_dir=input_dir,
+                output_dir=output_dir,
+                force_disk_output=step.force_disk_output,
+                visualize=step.visualize,
+                step_index=state.index,
+                step_id=step_id,
+                variable_components=variable,
+                group_by=step.group_by,
+                chain_breaker=state.chain_breaker,
+                reads_plate=reads_plate,
+                plate_image=resolved.plate_image if reads_plate else None,
+                config=state.config,
+            )
+        plan = template.evolve(well_id=well_id, special_inputs=inputs, special_outputs=outputs, special_sources=sources, groups=groups)
         plans.append(plan)
         previous = plan
     return tuple(plans)

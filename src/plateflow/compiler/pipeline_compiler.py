@@ -14,12 +14,12 @@ from typing import Any
 
 from ..config import ConfigOverrides, GlobalConfig
 from ..steps import FunctionStep, Pipeline, enabled_steps
-from . import phases
+from . import phases, plate_steps
 from .context import ProcessingContext
 from .diagnostics import CompileError, Diagnostic, DiagnosticSink, did_you_mean
 from .orchestrator import Orchestrator
 
-__all__ = ["PipelineCompiler", "compile_pipeline", "open_plate_like"]
+__all__ = ["PipelineCompiler", "compile_pipeline", "compile_with_plate_steps", "open_plate_like"]
 
 PlateLike = Any  # a Plate, or a path to a plate folder
 
@@ -166,5 +166,58 @@ def compile_pipeline(
 
     Raises ``CompileError`` carrying every diagnostic when there is any error.
     """
+    if any(getattr(step, "scope", "well") == "plate" for step in enabled_steps(pipeline)):
+        contexts, _planning = compile_with_plate_steps(
+            pipeline, plate, wells, config, plate_config=plate_config, output_root=output_root, filemanager=filemanager
+        )
+        return contexts
     compiler = PipelineCompiler(pipeline, plate, config=config, plate_config=plate_config, output_root=output_root, filemanager=filemanager)
     return compiler.compile(wells)
+
+
+def compile_with_plate_steps(
+    pipeline: Pipeline | Sequence[FunctionStep],
+    plate: Any,
+    wells: Iterable[str] | None = None,
+    config: GlobalConfig | None = None,
+    *,
+    plate_config: Mapping[str, Any] | None = None,
+    output_root: str | os.PathLike[str] | None = None,
+    filemanager: Any = None,
+) -> tuple[dict[str, ProcessingContext], "plate_steps.PlatePlanning"]:
+    """Compile a pipeline that may hold plate steps: (``{well: frozen context}``, the plate plans).
+
+    Each context holds only its per-well plans, and ``context.plate_plans``
+    (``{step_id: PlateStepPlan}``, one object shared by every context). Raises
+    ``CompileError`` with every diagnostic, the plate-step ones included.
+    ``wells=`` selects the wells to compile; the plate steps still read their
+    whole sample (the whole-plate estimate is applied to the chosen wells).
+    """
+    compiler_sink = DiagnosticSink()
+    compiler = PipelineCompiler(
+        pipeline, plate, config=config, plate_config=plate_config, output_root=output_root, filemanager=filemanager, sink=compiler_sink
+    )
+    steps = compiler.steps
+    sink = DiagnosticSink()
+    resolved = compiler.resolve()
+    plate_steps.check_plate_steps(steps, compiler.plate, sink)
+    planning = plate_steps.plan_plate_steps(resolved, compiler.plate, output_root=compiler.orchestrator.output_root, sink=sink)
+    plate_plans = planning.by_id()
+    chosen = compiler._select_wells(wells)
+    contexts: dict[str, ProcessingContext] = {}
+    for index, well in enumerate(chosen):
+        context = compiler.compile_context(well, index, resolved=resolved)
+        linked = plate_steps.link_well_plans(context.plans(), plate_plans, input_root=compiler.orchestrator.input_root)
+        context.step_plans = {plan.step_id: plan for plan in linked}
+        context.step_order = [plan.step_id for plan in linked]
+        context.required_visualizers = [v for v in context.required_visualizers if v.step_id not in plate_plans]
+        context.plate_plans = plate_plans
+        contexts[well] = context
+        if index == 0 and (compiler_sink.has_errors or sink.has_errors):
+            break
+    diagnostics = plate_steps.merge_diagnostics(compiler_sink.diagnostics, sink.diagnostics, [p.step_index for p in planning.plans])
+    if any(d.is_error for d in diagnostics) or (wells is not None and not chosen):
+        raise CompileError(diagnostics)
+    for context in contexts.values():
+        context.freeze()
+    return contexts, plate_steps.PlatePlanning(planning.plans, diagnostics)

@@ -115,9 +115,8 @@ def _schema_problems(data: Any) -> list[str]:
 
     if not isinstance(data, dict):
         return [f"the top level is {kind(data)}, expected an object"]
-    for key in ("wells",):
-        if key not in data:
-            problems.append(f"'{key}' is missing")
+    if "wells" not in data:
+        problems.append("'wells' is missing")
     version = data.get("manifest_version", 1)
     if expect("manifest_version", version, (int,), "a whole number") and version not in READABLE_VERSIONS:
         problems.append(f"manifest_version {version} is not one of {READABLE_VERSIONS} (written by another plateflow)")

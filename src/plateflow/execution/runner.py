@@ -41,7 +41,7 @@ from .executors import (
     ProcessPoolExecutor,
     WellDone,
     WellReturned,
-    _worker_main,
+    _worker_main,  # noqa: F401  (kept importable here: tests wrap the worker's main function)
     lost_well,
     plate_reference,
 )

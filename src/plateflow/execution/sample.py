@@ -74,12 +74,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import GlobalConfig
-from ..steps import as_step_list
+from .._frozen import FrozenDict
+from ..steps import as_step_list, enabled_steps
 from .step_runner import StepError, _join, _parse_special_key, _special_key, input_groups, process_step, special_entries, storable_dtype, table_rows
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
     from ..compiler.plan import StepPlan
+    from ..compiler.plate_steps import PlateStepPlan
     from ..plate import ImageFile, Plate
     from ..vfs import FileManager
 
@@ -363,9 +365,14 @@ def _plan_token(plan: "StepPlan") -> Any:
     )
 
 
-def step_fingerprints(plans: Sequence["StepPlan"], plate_root: str, well: str, site: str) -> list[str]:
-    """One fingerprint per plan, each covering the plan and everything upstream of it."""
-    previous = hashlib.sha1(repr((_FINGERPRINT_VERSION, plate_root, well, site)).encode()).hexdigest()
+def step_fingerprints(plans: Sequence["StepPlan"], plate_root: str, well: str, site: str, *, upstream: Sequence[str] = ()) -> list[str]:
+    """One fingerprint per plan, each covering the plan and everything upstream of it.
+
+    ``upstream``: the digests of the plate steps the per-well steps run after
+    (a new plate estimate changes every step after it).
+    """
+    seed: tuple[Any, ...] = (_FINGERPRINT_VERSION, plate_root, well, site, *((tuple(upstream),) if upstream else ()))
+    previous = hashlib.sha1(repr(seed).encode()).hexdigest()
     found = []
     for plan in plans:
         previous = hashlib.sha1(repr((previous, _plan_token(plan))).encode()).hexdigest()
@@ -386,6 +393,9 @@ class SamplePlan:
     context: "ProcessingContext"
     fingerprints: list[str]
     visualized: frozenset[str] = field(default_factory=frozenset)
+    #: the pipeline's plate steps, planned against the whole plate (not the one-site view);
+    #: they run (or come from the cache, by their digest) before the per-well steps
+    plate_plans: tuple["PlateStepPlan", ...] = ()
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -424,7 +434,7 @@ def _step_fields(prepared: SamplePlan, plan: "StepPlan") -> dict[str, Any]:
         "step_index": plan.step_index,
         "step_id": plan.step_id,
         "step_name": plan.step_name,
-        "step_count": len(prepared.fingerprints),
+        "step_count": len(prepared.plate_plans) + len(prepared.fingerprints),
         "well": prepared.well,
         "site": prepared.site,
     }
@@ -484,11 +494,22 @@ class SampleRunner:
             # Only memory-backend paths live under it: nothing is written to disk.
             virtual_root = f"/plateflow-sample/run-{self._runs}"
         filemanager = FileManager(read_only_roots=[self.plate.root])
+        plate_plans: tuple["PlateStepPlan", ...] = ()
+        if any(getattr(step, "scope", "well") == "plate" for step in enabled_steps(steps)):
+            from ..compiler import compile_with_plate_steps
+
+            # Plate steps read their sample of the whole plate, whichever site is tuned.
+            _, planning = compile_with_plate_steps(steps, self.plate, [well], self.config, output_root=virtual_root, filemanager=filemanager)
+            plate_plans = planning.plans
+            # The one-site view has none of the other sampled wells: plan the view's wells without the sample
+            # (the plate plans above are the ones run; the view's own are left unused).
+            steps = [step.copy(sample_wells=None, sample_sites=None) if getattr(step, "scope", "well") == "plate" else step for step in steps]
         contexts = compile_pipeline(steps, view, [well], self.config, output_root=virtual_root, filemanager=filemanager)
         context = contexts[well]
-        fingerprints = step_fingerprints(context.plans(), str(self.plate.root), well, site)
+        fingerprints = step_fingerprints(context.plans(), str(self.plate.root), well, site, upstream=[p.digest for p in plate_plans])
         visualized = frozenset(request.step_id for request in context.required_visualizers)
-        return SamplePlan(well, site, steps, context, fingerprints, visualized)
+        visualized |= {p.step_id for p in plate_plans if p.plan.visualize}
+        return SamplePlan(well, site, steps, context, fingerprints, visualized, plate_plans)
 
     def run(self, pipeline: Any, well: str, site: str, cancel: CancelCheck | None = None) -> Iterator[SampleStepOutput | SampleStepFailure]:
         """``prepare`` then ``execute``: yields each step's output (or one failure, then stops)."""
@@ -503,6 +524,15 @@ class SampleRunner:
         context = prepared.context
         steps = {step.step_id: step for step in prepared.steps}
         try:
+            for plate_plan in prepared.plate_plans:
+                if cancel is not None and cancel():
+                    return
+                try:
+                    output = self._run_plate_step(prepared, plate_plan)
+                except Exception as error:  # the plate step failed: report it on that step, run nothing after it
+                    yield self._failure(prepared, plate_plan.plan, error, traceback.format_exc())
+                    return
+                yield output
             for plan, fingerprint in zip(context.plans(), prepared.fingerprints):
                 if cancel is not None and cancel():
                     return
@@ -531,6 +561,43 @@ class SampleRunner:
         entry = self._collect(plan, context, [path for backend, path in result.outputs if backend == "memory"], seconds)
         self.cache.put(fingerprint, entry)
         return self._output(prepared, plan, fingerprint, entry, reused=False)
+
+    def _run_plate_step(self, prepared: SamplePlan, plate_plan: "PlateStepPlan") -> SampleStepOutput:
+        """A plate step's values: from the cache by its digest (put back under this run's paths), or computed once."""
+        from .plate_steps import run_plate_step
+
+        plan = plate_plan.plan
+        fm = _filemanager(prepared.context)
+        fingerprint = f"plate:{plate_plan.digest}"
+        cached = self.cache.get(fingerprint)
+        reused = cached is not None
+        if cached is not None:
+            self._seed(plan, prepared.context, cached)
+        else:
+            result = run_plate_step(plate_plan, fm, output_root=prepared.context.output_root, write_files=False)
+            with self._lock:
+                self.computed += 1
+            specials = []
+            for name, path, fixed in plate_plan.value_paths():
+                if path in result.values:
+                    specials.append((name, _special_key(fixed), result.values[path]))
+            nbytes = sum(_size_of(value) for _, _, value in specials)
+            cached = _CachedStep((), (), tuple(specials), result.seconds, nbytes)
+            self.cache.put(fingerprint, cached)
+        found = tuple(
+            SpecialOutput(name, FrozenDict(_parse_special_key(key)), value, None, False) for name, key, value in cached.specials
+        )
+        return SampleStepOutput(
+            **_step_fields(prepared, plan),
+            functions=_function_names(plan),
+            images=(),
+            planes=(),
+            specials=found,
+            visualize=plan.step_id in prepared.visualized,
+            reused=reused,
+            seconds=cached.seconds,
+            fingerprint=fingerprint,
+        )
 
     def _collect(self, plan: "StepPlan", context: "ProcessingContext", paths: list[str], seconds: float) -> _CachedStep:
         fm = _filemanager(context)
@@ -600,7 +667,9 @@ class SampleRunner:
         return {tuple(sorted(group.fixed.items())): group for group, _ in input_groups(plan, _filemanager(prepared.context))}
 
     def _failure(self, prepared: SamplePlan, plan: "StepPlan", error: Exception, trace: str) -> SampleStepFailure:
-        if isinstance(error, StepError):
+        from .plate_steps import PlateStepError
+
+        if isinstance(error, (StepError, PlateStepError)):
             message = error.reason
             function = error.function or ", ".join(_function_names(plan))
         else:

@@ -35,7 +35,7 @@ other values are saved as ``.npy`` (arrays) or ``.json`` files.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -64,6 +64,7 @@ __all__ = [
     "table_rows",
     "partial_table_path",
     "STATE_DIR",
+    "fetch_plate_values",
 ]
 
 #: Folder under the output root for run bookkeeping (partial tables).
@@ -155,6 +156,27 @@ def special_entries(spec: Mapping[str, Any], fixed_groups: Sequence[tuple[tuple[
         if filemanager.exists(path, spec["backend"]):
             found.append((path, dict(fixed)))
     return found
+
+
+def fetch_plate_values(spec: Mapping[str, Any], sources: Iterable[Iterable[tuple[str, str]]], filemanager: "FileManager") -> int:
+    """Make a plate special input's values readable in ``filemanager``'s memory backend; how many were read from disk.
+
+    A worker process that was not handed the values (:func:`preload_plate_values`)
+    reads each one once from the file the plate step wrote beside its path
+    (``<path>/<group key>.npy`` or ``.json``) and keeps it in memory for the
+    wells it runs after. Values already in memory are left as they are.
+    """
+    read = 0
+    for fixed in sources:
+        path = _join(spec["path"], _special_key(dict(fixed)))
+        if filemanager.exists(path, "memory"):
+            continue
+        for target in (f"{path}.npy", f"{path}.json"):
+            if filemanager.exists(target, "disk"):
+                filemanager.save(filemanager.load(target, "disk", memory_type=None), path, "memory")
+                read += 1
+                break
+    return read
 
 
 def process_step(step: Any, context: "ProcessingContext") -> StepResult:
@@ -276,6 +298,8 @@ class _Step:
         """Each special input's values, one per producing group the plan names that saved one."""
         found: dict[str, list[tuple[dict[str, str], Any]]] = {}
         for name, spec in self.plan.special_inputs.items():
+            if spec.get("scope") == "plate":  # a plate step's value: read once per process from its file when not handed over
+                fetch_plate_values(spec, self.plan.special_sources.get(name, ()), self.fm)
             entries = special_entries(spec, self.plan.special_sources.get(name, ()), self.fm)
             found[name] = [(fixed, self.fm.load(path, spec["backend"], memory_type=None)) for path, fixed in entries]
         return found
@@ -283,6 +307,15 @@ class _Step:
     def special_value(self, name: str, entries: list[tuple[dict[str, str], Any]], group: "PlannedGroup", call: FunctionCall) -> Any:
         own = {k: v for k, v in group.fixed.items() if k != "well"}
         if not entries:
+            spec = self.plan.special_inputs.get(name, {})
+            if spec.get("scope") == "plate":
+                raise self.error(
+                    f"no value for special input {name!r} from its plate step: it is neither in memory nor in a file under "
+                    f"{spec.get('path')}; the plate steps run once before the wells (plateflow.run does it; when running "
+                    "wells yourself, call plateflow.execution.plate_steps.run_plate_steps first)",
+                    call,
+                    group,
+                )
             raise self.error(f"no value for special input {name!r}: the step that produces it made none for this well", call, group)
         for fixed, value in entries:
             if fixed == own:

@@ -114,6 +114,8 @@ def pack_context(context: "ProcessingContext") -> bytes:
     """
     detached = context.rebind(filemanager=None)
     object.__setattr__(detached, "plate", None)
+    if getattr(detached, "plate_plans", None):
+        object.__setattr__(detached, "plate_plans", None)  # the runner runs plate steps; a well needs only its links
     return pickle.dumps(detached, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -13,7 +13,20 @@ from typing import Any
 from . import _assay, _shared, _xp, specs, specs_assay
 from ._spec import implement
 
-__all__ = list(dict.fromkeys([*specs.__all__, *specs_assay.__all__]))
+# The plate-level operations (illumination correction, plate normalisation) live in
+# their own module; listing them here registers them as numpy.<name>.
+# normalize_to_controls waits: its control_wells has no default, which the builder's
+# form and the compiler's checks of every bundled function need.
+from .illumination import (  # noqa: F401 - re-exported for the registry
+    correct_illumination,
+    estimate_illumination,
+    estimate_plate_percentiles,
+    normalize_plate_percentiles,
+)
+
+_PLATE_OPERATIONS = ("estimate_illumination", "correct_illumination", "estimate_plate_percentiles", "normalize_plate_percentiles")
+
+__all__ = list(dict.fromkeys([*specs.__all__, *specs_assay.__all__, *_PLATE_OPERATIONS]))
 
 _NUMPY = "numpy"
 

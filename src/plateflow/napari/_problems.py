@@ -87,11 +87,14 @@ class ProblemsPanel(QListWidget):
 
     def set_diagnostics(self, diagnostics: Sequence[Diagnostic], model: Any = None) -> None:
         """List ``diagnostics``; ``model`` (the builder's document) names the functions of each step."""
+        ordered = sorted(diagnostics, key=lambda d: (not d.is_error, d.step_index if d.step_index is not None else -1))
+        steps = [model.step_for_pipeline_index(d.step_index) if model is not None else None for d in ordered]
+        texts = [problem_text(d, step) for d, step in zip(ordered, steps)]
+        if texts == self.texts() and ordered == self.diagnostics:
+            return  # the same list: rebuilding it would only cost a relayout while tuning
         self.clear()
-        self.diagnostics = sorted(diagnostics, key=lambda d: (not d.is_error, d.step_index if d.step_index is not None else -1))
-        for index, diagnostic in enumerate(self.diagnostics):
-            step = model.step_for_pipeline_index(diagnostic.step_index) if model is not None else None
-            text = problem_text(diagnostic, step)
+        self.diagnostics = ordered
+        for index, (diagnostic, text) in enumerate(zip(ordered, texts)):
             item = QListWidgetItem(severity_icon(self, diagnostic.severity), text)
             item.setData(DIAGNOSTIC_ROLE, index)
             item.setForeground(QColor(SEVERITY_COLOURS[diagnostic.severity]))

@@ -54,6 +54,12 @@ if TYPE_CHECKING:
 __all__ = ["TuningPanel", "TracebackDialog"]
 
 
+def _errors_text(count: int) -> str:
+    if count == 1:
+        return "The pipeline has 1 error (listed under Problems); fix it to see the steps."
+    return f"The pipeline has {count} errors (listed under Problems); fix them to see the steps."
+
+
 def _display_failure(output: SampleStepOutput, error: Exception) -> SampleStepFailure:
     """A failure record for an output that could not be shown as layers."""
     import traceback
@@ -198,7 +204,7 @@ class TuningPanel(QWidget):
                 self._requesting = False
         errors = [d for d in builder.diagnostics if d.is_error]
         if errors:
-            return f"The pipeline has {len(errors)} error{'s' if len(errors) != 1 else ''}; fix them to see the steps."
+            return _errors_text(len(errors))
         try:
             pipeline = builder.model.to_pipeline()
         except KeyError as error:
@@ -221,7 +227,7 @@ class TuningPanel(QWidget):
         if any(d.is_error for d in diagnostics):
             self.controller.cancel()
             errors = sum(d.is_error for d in diagnostics)
-            self._set_status(f"The pipeline has {errors} error{'s' if errors != 1 else ''}; fix them to see the steps.")
+            self._set_status(_errors_text(errors))
             return
         self.schedule()
 

@@ -45,8 +45,9 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
+import plateflow
+from plateflow import Analysis
 from plateflow.compiler import Diagnostic
-from plateflow.compiler.analysis import Analysis, analyze
 from plateflow.compiler.diagnostics import format_field
 from plateflow.io import PipelineFileError, UnregisteredFunctionError, export_script, load_pipeline, save_pipeline
 from plateflow.plate import Plate, PlateError, open_plate, sample_plate_path
@@ -161,7 +162,7 @@ class PipelineBuilderWidget(QWidget):
             from ._tuning import TuningPanel
 
             self.tuning = TuningPanel(self, napari_viewer, self)
-            self.layout().insertWidget(2, self.tuning)
+            self.body_layout.insertWidget(2, self.tuning)
         self.run_plate_button.setEnabled(napari_viewer is not None)
         self._update_buttons()
 
@@ -269,14 +270,27 @@ class PipelineBuilderWidget(QWidget):
         file_row.addStretch(1)
         file_row.addWidget(self.run_plate_button)
 
-        layout = QVBoxLayout(self)
+        # Everything sits in a scroll area: the builder fits any dock height, and a label whose
+        # text changes on every edit re-lays out the builder only, never napari's whole window.
+        self.body = QWidget(self)
+        layout = QVBoxLayout(self.body)
         layout.addLayout(plate_row)
         layout.addLayout(sample_row)
         layout.addWidget(self.tabs, 1)
         layout.addLayout(file_row)
         layout.addWidget(self.status_label)
+        self.body_layout = layout
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(540)
+        self.body.setMinimumWidth(540)
+        self.body.setMinimumHeight(600)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setWidget(self.body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+        self.setMinimumWidth(560)
 
     def _edit_key(self, event: Any) -> Any:
         """``undo`` / ``redo`` for Ctrl+Z / Ctrl+Shift+Z (and the platform's own keys), else ``None``."""
@@ -488,7 +502,7 @@ class PipelineBuilderWidget(QWidget):
         except KeyError as error:
             analysis = Analysis((Diagnostic("error", "unknown-function", None, "", "func", str(error.args[0]), "", ("func",)),), ())
         else:
-            analysis = analyze(pipeline, self.plate)
+            analysis = plateflow.analyze(pipeline, self.plate)
         diagnostics = [*_invalid_text_diagnostics(self.model), *analysis.diagnostics]
         self.last_check_seconds = time.perf_counter() - started
         self.analysis = analysis

@@ -11,7 +11,7 @@ import plateflow
 from plateflow import FunctionStep, Pipeline
 from plateflow.execution.demo import demo_pipeline
 from plateflow.library import registry
-from plateflow.compiler.analysis import analyze
+from plateflow import analyze
 from plateflow.napari._model import PipelineModel, StepModel, default_components
 from plateflow.patterns import normalize_pattern
 from plateflow.plate import open_plate, sample_plate_path

@@ -309,3 +309,22 @@ def test_napari_with_the_builder_and_the_run_panel_fits_the_screen(make_napari_v
         qtbot.wait(50)
         if screen[0] >= 1600:
             assert cut_controls(builder) == [], builder.tabs.tabText(tab)
+
+
+def test_clicking_the_selected_row_selects_it_and_does_not_start_a_rename(qtbot, builder):
+    from qtpy.QtWidgets import QAbstractItemView
+
+    step_id = builder.add_step("numpy.gaussian_filter")
+    item = builder.step_list.item_for(step_id)
+    click_row(qtbot, builder.step_list, item)
+    qtbot.wait(QApplication_double_click_interval() + 50)  # two single clicks, not a double click
+    click_row(qtbot, builder.step_list, item)
+    qtbot.wait(QApplication_double_click_interval() + 150)  # Qt opens a "selected clicked" editor after this
+    assert builder.step_list.state() != QAbstractItemView.State.EditingState
+    assert builder.step_list.current_step_id() == step_id
+
+
+def QApplication_double_click_interval() -> int:  # noqa: N802 - reads like the Qt call it wraps
+    from qtpy.QtWidgets import QApplication
+
+    return QApplication.doubleClickInterval()

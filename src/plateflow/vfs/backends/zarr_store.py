@@ -66,7 +66,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..._frozen import FrozenDict
-from ...plate.model import COMPONENTS, natural_sorted, well_id
+from ..._naming import COMPONENTS, natural_sorted, well_id
 from .base import match_name, posix
 
 __all__ = [
@@ -900,16 +900,8 @@ class ZarrBackend:
         plate = self.layout(store)
         values: dict[str, str] = {}
         if components is None:
-            if not inner:
-                raise ValueError(f"{os.fspath(path)!r} names the whole store; give components=... or a relative image path after the store")
-            if plate.microscope is None:
-                raise ValueError(f"the store {store} records no microscope format, so {inner!r} cannot be parsed; pass components=...")
-            from ...plate.index import HANDLERS
-
-            parsed = HANDLERS[plate.microscope]().parse_path(inner)
-            if parsed is None:
-                raise ValueError(f"{inner!r} is not an image name of the {plate.microscope} format; pass components=...")
-            values = parsed.components
+            # Storage knows no file-name layout: the plan hands every image's components over.
+            raise ValueError(f"{os.fspath(path)!r}: give components=... (the well, site, channel, z_index and timepoint of the image)")
         else:
             unknown = set(components) - set(COMPONENTS)
             if unknown:
