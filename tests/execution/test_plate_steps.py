@@ -271,3 +271,17 @@ def test_tuning_runs_the_plate_step_on_its_whole_sample_once_and_caches_it(lit_p
     ])
     field, corrected = list(runner.run(changed, "A02", "3"))
     assert not field.reused and not corrected.reused and runner.computed == 5
+
+
+def test_a_plate_step_forced_to_disk_writes_its_images_under_plate_only(lit_plate, tmp_path):
+    out = tmp_path / "out"
+    pipeline = Pipeline([
+        FunctionStep((il.estimate_illumination, {"dark_offset": 100.0}), name="Field", scope="plate", sample_wells=("A01",), sample_sites=("2",), force_disk_output=True),
+        FunctionStep(il.correct_illumination, name="Correct"),
+    ])
+    planning, results, wells_run = _run(lit_plate, out, pipeline, wells=["B02"])
+    (result,) = results.values()
+    images = sorted(p for p in result.files if p.endswith(".tif"))
+    assert images == [f"{out}/_plate/01_field/TimePoint_1/A01_s2_w1.tif"]
+    np.testing.assert_array_equal(tifffile.imread(images[0]), _image(lit_plate, "A01", 2))  # the estimate passes its stack on
+    assert wells_run["B02"].ok and not (out / "TimePoint_1" / "A01_s2_w1.tif").exists()

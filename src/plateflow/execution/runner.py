@@ -92,6 +92,9 @@ class RunReport:
             (changed since plateflow wrote them, outside the folder), wells redone
             because their outputs changed, a stale lock taken over.
         interrupted: the signal that stopped the run (``"SIGTERM"``), or ``""``.
+        plate_steps: plate step key (``"01_illumination-field"``) -> what it used and made:
+            ``sample_wells``, ``sample_sites``, ``files``, ``digest``, and ``reused`` (taken from
+            the earlier run on resume). A failing plate step is ``failed["plate"]``; no well runs then.
     """
 
     outputs: Path
@@ -104,6 +107,7 @@ class RunReport:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     interrupted: str = ""
+    plate_steps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -353,6 +357,9 @@ def run(
         if lock.stale is not None:
             report.notes.append(f"took over the lock of an earlier run that is gone (pid {lock.stale.get('pid')})")
         manifest = _prepare(out_root, plate_obj, contexts, selected, config, pipeline_record, resume, parent_fm, report)
+        if not _run_plate_steps(contexts, manifest, report, parent_fm, resume=resume):
+            report.seconds = time.perf_counter() - started
+            return report
         todo = [w for w in selected if w not in report.skipped]
         _run_wells(
             contexts, blobs, todo, plate_obj, manifest, report,
@@ -421,6 +428,45 @@ def _prepare(
     manifest.save()  # first: a store made next is then always one a manifest records
     _prepare_zarr_store(contexts, plate, fm, fresh=fresh_store, recorded=earlier_zarr or _zarr_config(contexts) is not None)
     return manifest
+
+
+def _run_plate_steps(contexts: Mapping[str, Any], manifest: Manifest, report: RunReport, fm: Any, *, resume: bool) -> bool:
+    """Run the plate steps once, here, before any well (reusing an earlier run's on resume); ``False`` if one failed.
+
+    Their values stay in ``fm``'s memory for wells run in this process; worker
+    processes read each value once from the file it is written to.
+    """
+    first = next(iter(contexts.values()), None)
+    mapping = getattr(first, "plate_plans", None) if first is not None else None
+    plate_plans = tuple(mapping.values()) if mapping else ()
+    if not plate_plans:
+        return True
+    import traceback
+
+    from .plate_steps import PlateStepError, ensure_plate_steps, plate_step_record
+
+    previous = dict(manifest.data.get("plate_steps") or {}) if resume else None
+    try:
+        results, ran = ensure_plate_steps(plate_plans, fm, output_root=str(manifest.root), previous=previous)
+    except PlateStepError as error:
+        report.failed["plate"] = WellFailure(error.step_index, error.step_name, error.function, error.file, str(error), traceback.format_exc(), error.group)
+        manifest.data["plate_steps"] = {}
+        manifest.save()
+        return False
+    records = {plan.key: plate_step_record(results[plan.step_id]) for plan in plate_plans}
+    manifest.data["plate_steps"] = records
+    report.plate_steps = {key: {**record, "reused": results[plan.step_id].reused} for (key, record), plan in zip(records.items(), plate_plans)}
+    if ran and report.skipped:
+        # A plate step ran again: wells made with the earlier values are redone with the new ones.
+        consumers = {index for plan in plate_plans if plan.step_id in ran for indices in plan.consumers.values() for index in indices}
+        redo = list(report.skipped) if consumers else []  # every well runs the same consuming steps
+        for well in redo:
+            report.notes.extend(f"left alone: {line}" for line in delete_recorded(manifest.root, manifest.files_of(well), fm))
+            manifest.set_status(well, "pending", outputs=[], tables={}, files={})
+            report.notes.append(f"well {well} is redone: the plate step it uses ran again")
+        report.skipped = [well for well in report.skipped if well not in redo]
+    manifest.save()
+    return True
 
 
 def _check_resumable(previous: Manifest, out_root: Path, pipeline_record: dict[str, Any], config: GlobalConfig, identity: dict[str, Any]) -> None:

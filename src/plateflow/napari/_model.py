@@ -114,6 +114,10 @@ class StepModel:
     force_disk_output: bool = False
     visualize: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    #: "plate" for a plate-level step (docs/plate-steps.md), with its sample (None: all)
+    scope: str = "well"
+    sample_wells: tuple[str, ...] | None = None
+    sample_sites: tuple[str, ...] | None = None
     step_id: str = field(default_factory=_new_id)
 
     @property
@@ -164,6 +168,9 @@ class StepModel:
             visualize=self.visualize,
             config=self.config or None,
             enabled=self.enabled,
+            scope=self.scope,
+            sample_wells=self.sample_wells,
+            sample_sites=self.sample_sites,
         )
 
     def clone(self, name: str | None = None) -> "StepModel":
@@ -176,6 +183,9 @@ class StepModel:
             force_disk_output=self.force_disk_output,
             visualize=self.visualize,
             config=copy.deepcopy(self.config),
+            scope=self.scope,
+            sample_wells=self.sample_wells,
+            sample_sites=self.sample_sites,
         )
 
     @classmethod
@@ -197,6 +207,9 @@ class StepModel:
             force_disk_output=step.force_disk_output,
             visualize=step.visualize,
             config=dict(step.config),
+            scope=getattr(step, "scope", "well"),
+            sample_wells=getattr(step, "sample_wells", None),
+            sample_sites=getattr(step, "sample_sites", None),
         )
 
 

@@ -46,6 +46,7 @@ _LINK_COLOUR = "#2e7d32"
 _MISSING_COLOUR = SEVERITY_COLOURS["error"]
 _OUTPUT_COLOUR = "#5d6d7e"
 _DISABLED_COLOUR = "#9e9e9e"
+_PLATE_COLOUR = "#6a1b9a"
 
 
 def step_badges(flow: Any, enabled: bool = True) -> list[tuple[str, str]]:
@@ -55,6 +56,10 @@ def step_badges(flow: Any, enabled: bool = True) -> list[tuple[str, str]]:
     if flow is None:
         return []
     badges: list[tuple[str, str]] = []
+    if getattr(flow, "scope", "well") == "plate":
+        # a plate step runs once over its sample of the whole plate, before the wells: say so first
+        wells, sites = len(flow.sample_wells), len(flow.sample_sites)
+        badges.append((f"plate step: {wells} wells x {sites} sites" if wells else "plate step", _PLATE_COLOUR))
     if flow.conversion is not None:
         badges.append((f"{flow.conversion[0]} -> {flow.conversion[1]}", _CONVERSION_COLOUR))
     if flow.input_memory_type:

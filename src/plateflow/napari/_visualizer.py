@@ -149,6 +149,33 @@ def _channel_stacks(images: Sequence["ImageFile"], planes: Sequence[np.ndarray])
     return stacks
 
 
+def _field_stacks(specials: Sequence["SpecialOutput"]) -> list[_ChannelStack]:
+    """Image-like special outputs of a step with no planes (a plate step's estimate), one stack per channel.
+
+    An illumination value (2, Y, X) is shown by its flat-field ``[0]``; a (Y, X) array as it is;
+    one per Z plane (and timepoint) of the channel, stacked. Small values (percentiles, tables)
+    are not images and are left out.
+    """
+    by_channel: dict[str, list[tuple[tuple[Any, ...], np.ndarray]]] = {}
+    for special in specials:
+        value = special.value
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf" or value.ndim not in (2, 3) or min(value.shape[-2:]) < 8:
+            continue
+        image = np.asarray(value[0] if value.ndim == 3 else value, dtype=np.float32)
+        order = tuple(natural_key(str(special.fixed.get(c, ""))) for c in ("timepoint", "z_index"))
+        by_channel.setdefault(str(special.fixed.get("channel", "1")), []).append((order, image))
+    stacks = []
+    for channel in sorted(by_channel, key=natural_key):
+        items = sorted(by_channel[channel], key=lambda item: item[0])
+        shape = items[0][1].shape
+        images = [image for _, image in items if image.shape == shape]
+        if len(images) == 1:
+            stacks.append(_ChannelStack(channel, images[0], ()))
+        else:
+            stacks.append(_ChannelStack(channel, np.stack(images), ("plane",)))
+    return stacks
+
+
 @dataclass(frozen=True)
 class PreparedOutput:
     """An output's layer data, made off the main thread: its channel stacks and its point sets."""
@@ -225,7 +252,7 @@ class StepVisualizer:
         thread, so a worker can do it and the main thread only updates the layers."""
         if not self.wants(output):
             return None
-        stacks = _channel_stacks(output.images, output.planes)
+        stacks = _channel_stacks(output.images, output.planes) if output.planes else _field_stacks(output.specials)
         by_name: dict[str, list["SpecialOutput"]] = {}
         for special in output.specials:
             by_name.setdefault(special.name, []).append(special)

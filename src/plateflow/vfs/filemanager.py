@@ -111,11 +111,11 @@ class FileManager:
         self._check_writable(store, path, "write")
         if store.is_local:
             data = to_numpy(data)
-        store.save(data, path, **options)
+        store.save(data, os.fspath(path), **options)
 
     def load(self, path: str | os.PathLike[str], backend: str, *, memory_type: str | None = "numpy", **options: Any) -> Any:
         """Read ``path``; arrays come back as ``memory_type`` (``None`` keeps what the backend holds)."""
-        data = self.backend(backend).load(path, **options)
+        data = self.backend(backend).load(os.fspath(path), **options)
         if memory_type is None:
             return data
         from ..memory.types import validate_memory_type
@@ -129,13 +129,13 @@ class FileManager:
         return convert(data, source, target)
 
     def exists(self, path: str | os.PathLike[str], backend: str, **options: Any) -> bool:
-        return self.backend(backend).exists(path, **options)
+        return self.backend(backend).exists(os.fspath(path), **options)
 
     def list(self, path: str | os.PathLike[str], backend: str, *, pattern: str | None = None, recursive: bool = True) -> list[str]:
         """Entries under ``path``, relative to it, naturally sorted; ``pattern`` globs the file name."""
-        return self.backend(backend).list(path, pattern=pattern, recursive=recursive)
+        return self.backend(backend).list(os.fspath(path), pattern=pattern, recursive=recursive)
 
     def delete(self, path: str | os.PathLike[str], backend: str) -> None:
         store = self.backend(backend)
         self._check_writable(store, path, "delete")
-        store.delete(path)
+        store.delete(os.fspath(path))

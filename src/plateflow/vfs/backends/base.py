@@ -85,3 +85,20 @@ def posix(path: str | os.PathLike[str]) -> str:
 def match_name(relpath: str, pattern: str | None) -> bool:
     """Whether the file name (last part of ``relpath``) matches a glob ``pattern``."""
     return pattern is None or fnmatch.fnmatchcase(relpath.rsplit("/", 1)[-1], pattern)
+
+
+def is_label_plane(data: Any) -> bool:
+    """Whether a plane is a label image or a mask rather than intensities.
+
+    Labels: boolean masks, signed integers (``int32`` label images, as the
+    segmentation functions return), ``uint32`` and ``uint64``; a ``uint8``
+    plane holding only 0 and 1 is a mask. ``uint8``/``uint16`` intensities and
+    floating-point images are images.
+    """
+    array = np.asarray(data)
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind in "bi":
+        return True
+    if kind == "u":
+        return size >= 4 or (size == 1 and array.size > 0 and int(array.max()) <= 1)
+    return False

@@ -42,8 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...plate.model import natural_sorted
-from .base import CorruptFileError, ProtectedPathError, match_name, posix
+from ..._naming import natural_sorted
+from .base import CorruptFileError, ProtectedPathError, is_label_plane, match_name, posix
 
 __all__ = [
     "DiskBackend",
@@ -62,7 +62,6 @@ _TIFF_OPTIONS = ("compression", "photometric", "metadata", "description", "resol
 _INT = re.compile(r"^[+-]?\d+$")
 # numpy's tofile reports a short write on a full disk without an errno.
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
-_LABEL_DTYPES = frozenset("bool int8 int16 int32 int64 uint32 uint64".split())
 # mkstemp makes 0600 files; give outputs the usual permissions. Read once, at import.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -209,13 +208,6 @@ def protected_inside(folder: str | os.PathLike[str], roots: "Mapping[tuple[int, 
             if key in roots:
                 return roots[key]
     return None
-
-
-def is_label_plane(array: np.ndarray) -> bool:
-    """Whether ``array`` holds labels or a mask (stored zlib-compressed): see the module docstring."""
-    if array.dtype.name in _LABEL_DTYPES:
-        return True
-    return array.dtype == np.uint8 and array.size > 0 and int(array.max()) <= 1
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:

@@ -67,7 +67,7 @@ import numpy as np
 
 from ..._frozen import FrozenDict
 from ..._naming import COMPONENTS, natural_sorted, well_id
-from .base import match_name, posix
+from .base import is_label_plane, match_name, posix
 
 __all__ = [
     "ZarrBackend",
@@ -250,23 +250,6 @@ def _compressors(name: str) -> Any:
 
 
 # -- what the store shows: label planes, colours, display windows ----------------
-
-
-def is_label_plane(data: Any) -> bool:
-    """Whether a plane is a label image or a mask rather than intensities.
-
-    Labels: boolean masks, signed integers (``int32`` label images, as the
-    segmentation functions return), ``uint32`` and ``uint64``; a ``uint8``
-    plane holding only 0 and 1 is a mask. ``uint8``/``uint16`` intensities and
-    floating-point images are images.
-    """
-    array = np.asarray(data)
-    kind, size = array.dtype.kind, array.dtype.itemsize
-    if kind in "bi":
-        return True
-    if kind == "u":
-        return size >= 4 or (size == 1 and int(array.max(initial=0)) <= 1)
-    return False
 
 
 # Colour by dye or filter name, as microscopes name their channels (first match wins).
