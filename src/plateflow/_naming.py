@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-__all__ = ["COMPONENTS", "natural_key", "natural_sorted", "well_id", "well_position"]
+__all__ = ["COMPONENTS", "natural_key", "natural_sorted", "row_letters", "well_id", "well_position"]
 
 #: The plate components a step can vary over or group by.
 COMPONENTS: tuple[str, ...] = ("well", "site", "channel", "z_index", "timepoint")
@@ -33,8 +33,13 @@ def natural_sorted(values: Iterable[str]) -> list[str]:
     return sorted(values, key=natural_key)
 
 
-def _row_letters(row: int) -> str:
-    # 1 -> A, 26 -> Z, 27 -> AA (1536-well plates have 32 rows).
+def row_letters(row: int) -> str:
+    """The letters of a 1-based plate row: ``1`` is ``"A"``, ``26`` is ``"Z"``, ``27`` is ``"AA"``.
+
+    1536-well plates have 32 rows, so rows past Z take two letters.
+    """
+    if row < 1:
+        raise ValueError(f"plate row {row!r} must be 1 or more")
     letters = ""
     while row > 0:
         row, rem = divmod(row - 1, 26)
@@ -55,7 +60,7 @@ def well_id(row: int | str, column: int | str | None = None) -> str:
     r, c = int(row), int(column)
     if r < 1 or c < 1:
         raise ValueError(f"well row {row!r} and column {column!r} must be 1 or more")
-    return f"{_row_letters(r)}{c:02d}"
+    return f"{row_letters(r)}{c:02d}"
 
 
 def well_position(well: str) -> tuple[int, int]:

@@ -9,7 +9,6 @@ traceback reaches the terminal except for the failed wells' own tracebacks.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import signal
 import stat
@@ -19,6 +18,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ._tables import read_table
 
 __all__ = ["main", "build_parser"]
 
@@ -334,9 +335,8 @@ def _cmd_functions(args: argparse.Namespace) -> int:
 
 def _ground_truth(plate: Path) -> dict[str, int]:
     truth: dict[str, int] = {}
-    with open(plate / "ground_truth.csv", newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            truth[row["well"]] = truth.get(row["well"], 0) + int(row["nucleus_count"])
+    for row in read_table(plate / "ground_truth.csv"):
+        truth[row["well"]] = truth.get(row["well"], 0) + int(row["nucleus_count"])
     return truth
 
 
@@ -360,9 +360,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         counts: dict[str, int] = {}
         table = report.tables.get(COUNTS_TABLE)
         if table is not None:
-            with open(table, newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle):
-                    counts[row["well"]] = counts.get(row["well"], 0) + int(row[COUNT_COLUMN])
+            for row in read_table(table):
+                counts[row["well"]] = counts.get(row["well"], 0) + int(row[COUNT_COLUMN])
         truth = _ground_truth(plate)
         print(f"\n{'well':<6}{'counted':>9}{'truth':>8}{'error':>8}")
         for well in sorted(truth):

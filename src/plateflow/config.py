@@ -8,11 +8,12 @@ resolved ``GlobalConfig`` that the compiler copies into each plan.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
+
+from ._text import did_you_mean
 
 __all__ = ["GlobalConfig", "ConfigOverrides", "resolve_config", "OUTPUT_FORMATS", "BACKENDS"]
 
@@ -84,8 +85,8 @@ class ConfigOverrides(Mapping[str, Any]):
         known = GlobalConfig.field_names()
         for name in merged:
             if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; valid settings are: {', '.join(known)}"
+                suggestion = did_you_mean(name, known)
+                hint = f"; {suggestion}" if suggestion else f"; valid settings are: {', '.join(known)}"
                 raise ValueError(f"unknown setting {name!r}{hint}")
         # Validate values now so a bad override fails where it is written.
         replace(GlobalConfig(), **merged)

@@ -1,7 +1,7 @@
 """What a function's parameters accept: the seam between functions, forms and the compiler.
 
 ``describe_parameters(func)`` reads a function's signature, annotations and
-numpydoc docstring into :class:`ParamInfo` records: annotation, default,
+docstring (numpydoc or Google style) into :class:`ParamInfo` records: annotation, default,
 choices (from ``Literal`` or an ``Enum``), bounds and unit (from
 ``Annotated[float, Bounds(0, 10), Unit("px")]``) and the parameter's doc.
 ``check_value(param, value)`` says what is wrong with a value, or ``None``.
@@ -17,7 +17,6 @@ import functools
 import inspect
 import logging
 import numbers
-import re
 import types
 import typing
 from dataclasses import dataclass
@@ -137,46 +136,27 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-_DOC_SECTION = re.compile(r"^\s*(Parameters|Args|Arguments)\s*:?\s*$")
-_DOC_OTHER_SECTION = re.compile(r"^\s*(Returns?|Yields?|Raises|Notes?|Examples?|See Also|References|Attributes)\s*:?\s*$")
-
-
 def parse_param_docs(doc: str | None) -> dict[str, str]:
-    """Per-parameter text from a numpydoc ``Parameters`` or Google ``Args:`` section."""
-    if not doc:
+    """Per-parameter text from a numpydoc ``Parameters``, Google ``Args:``, reST or Epydoc section.
+
+    docstring_parser reads the docstring (its style detected); a description
+    over several lines becomes one line, as a form's tooltip shows it.
+    """
+    if not doc or not doc.strip():
         return {}
-    lines = inspect.cleandoc(doc).splitlines()
-    params: dict[str, list[str]] = {}
-    current: str | None = None
-    params_indent = 0
-    in_section = False
-    header_indent = 0
-    for line in lines:
-        if _DOC_SECTION.match(line):
-            in_section, current = True, None
-            header_indent = len(line) - len(line.lstrip())
-            continue
-        if not in_section:
-            continue
-        if _DOC_OTHER_SECTION.match(line):
-            break
-        stripped = line.strip()
-        if not stripped or set(stripped) <= {"-"}:
-            continue
-        indent = len(line) - len(line.lstrip())
-        # numpydoc: "name : type" at the header's indent; Google: "name (type): text" one level in.
-        match = re.match(r"^(\*{0,2}[A-Za-z_][A-Za-z0-9_]*)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$", stripped)
-        if match and indent <= header_indent + 4 and (current is None or indent <= params_indent):
-            current = match.group(1).lstrip("*")
-            params_indent = indent
-            rest = match.group(3)
-            # numpydoc puts "name : type" at the header's indent; the type is not description.
-            is_numpydoc = indent == header_indent
-            params[current] = [] if is_numpydoc or not rest else [rest]
-            continue
-        if current is not None:
-            params[current].append(stripped)
-    return {name: " ".join(text).strip() for name, text in params.items()}
+    # Imported here: `import plateflow` stays fast, and only describing a function needs it.
+    import docstring_parser
+
+    try:
+        parsed = docstring_parser.parse(doc)
+    except docstring_parser.ParseError as error:
+        # A docstring no style can read still describes the function; its parameters just go undocumented.
+        logging.getLogger(__name__).debug("no parameter docs from the docstring: %s", error)
+        return {}
+    return {
+        param.arg_name.lstrip("*"): " ".join(line.strip() for line in (param.description or "").splitlines() if line.strip())
+        for param in parsed.params
+    }
 
 
 def summary_line(func: Callable[..., Any]) -> str:

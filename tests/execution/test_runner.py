@@ -207,3 +207,17 @@ def test_manifest_records_a_well_before_on_well_sees_it(small_plate, tmp_path):
         run([FunctionStep(f.double)], small_plate, out, workers=1, progress=False, on_well=on_well)
     manifest = json.loads((out / "plateflow-manifest.json").read_text())
     assert manifest["wells"]["A01"]["status"] == "done"
+
+
+def test_new_filemanager_protects_the_plate_folder_given_as_path_str_or_plate(tmp_path):
+    # A pathlib.Path has a ``root`` attribute too ("/"): it must not turn the whole file system read-only.
+    from plateflow.execution.well import new_filemanager
+    from plateflow.vfs import ProtectedPathError
+
+    plate_dir = tmp_path / "plate"
+    plate_dir.mkdir()
+    for given in (plate_dir, str(plate_dir)):
+        fm = new_filemanager(given)
+        fm.save({"a": 1}, tmp_path / "out" / "ok.json", "disk")
+        with pytest.raises(ProtectedPathError):
+            fm.save({"a": 1}, plate_dir / "no.json", "disk")

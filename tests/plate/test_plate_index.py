@@ -254,3 +254,11 @@ def test_well_position_inverts_well_id():
             assert well_position(well_id(row, column)) == (row, column)
     with pytest.raises(ValueError, match="not a well id"):
         well_position("r01c01")
+
+
+def test_row_letters_of_plate_rows():
+    from plateflow._naming import row_letters
+
+    assert [row_letters(r) for r in (1, 8, 16, 26, 27, 32, 52, 53)] == ["A", "H", "P", "Z", "AA", "AF", "AZ", "BA"]
+    with pytest.raises(ValueError, match="plate row 0 must be 1 or more"):
+        row_letters(0)

@@ -56,7 +56,7 @@ def test_disk_tables_and_json(fm, tmp_path):
     rows = [{"well": "A01", "site": 1, "area": 12.5}, {"well": "A02", "site": 2, "area": 3.0, "note": "x y"}]
     fm.save(rows, tmp_path / "rows.csv", "disk")
     assert fm.load(tmp_path / "rows.csv", "disk") == [
-        {"well": "A01", "site": 1, "area": 12.5, "note": ""},
+        {"well": "A01", "site": 1, "area": 12.5, "note": None},  # a cell the row left out reads back empty
         {"well": "A02", "site": 2, "area": 3.0, "note": "x y"},
     ]
     columns = {"label": np.arange(3), "mean": np.array([1.5, 2.5, 3.5], dtype=np.float32)}

@@ -48,6 +48,8 @@ class ProcessingContext:
         self.output_root: str = ""
         self.well_index: int = 0  # position of the well in the compile, for GPU balancing
         self.diagnostics: Any = None  # the DiagnosticSink of the compile that made it
+        #: step id -> PlateStepPlan of the pipeline's plate steps (the same object in every context of a compile)
+        self.plate_plans: Any = FrozenDict()
         self._frozen = False
 
     # -- immutability ---------------------------------------------------------

@@ -193,6 +193,8 @@ def compile_with_plate_steps(
     ``wells=`` selects the wells to compile; the plate steps still read their
     whole sample (the whole-plate estimate is applied to the chosen wells).
     """
+    if plate is None:
+        raise ValueError("compile_with_plate_steps needs a plate; use check() to check a pipeline without one")
     compiler_sink = DiagnosticSink()
     compiler = PipelineCompiler(
         pipeline, plate, config=config, plate_config=plate_config, output_root=output_root, filemanager=filemanager, sink=compiler_sink

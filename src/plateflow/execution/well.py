@@ -139,8 +139,9 @@ def new_filemanager(read_only_root: "str | os.PathLike[str] | Any") -> "FileMana
     """A file manager that refuses every write under the plate folder ``read_only_root`` (a ``Plate`` works too)."""
     from ..vfs import FileManager
 
-    root = getattr(read_only_root, "root", read_only_root)
-    return FileManager(read_only_roots=[root])
+    # A path is protected as it is (``Path.root`` is only its anchor, "/"); a Plate by its folder.
+    root = read_only_root if isinstance(read_only_root, (str, os.PathLike)) else read_only_root.root
+    return FileManager(read_only_roots=[os.fspath(root)])
 
 
 def _plate_root(context: "ProcessingContext") -> str:

@@ -66,7 +66,10 @@ FORMAT_VERSION = 1
 
 VERSION_KEY = "plateflow"
 TOP_KEYS = (VERSION_KEY, "name", "description", "steps")
-STEP_KEYS = ("name", "function", "variable_components", "group_by", "force_disk_output", "visualize", "enabled", "config")
+STEP_KEYS = (
+    "name", "function", "variable_components", "group_by", "force_disk_output", "visualize", "enabled", "config",
+    "scope", "sample_wells", "sample_sites",  # plate-level steps (docs/plate-steps.md); absent for a per-well step
+)
 
 Path_ = tuple[Any, ...]  # keys and indices from the document root to a node
 
@@ -195,6 +198,11 @@ def pipeline_to_data(pipeline: Pipeline | Sequence[FunctionStep]) -> dict[str, A
         )
         if not getattr(step, "enabled", True):
             data["steps"][-1]["enabled"] = False  # written only when off: files of enabled steps stay as they were
+        if getattr(step, "scope", "well") != "well":  # written only for plate steps: per-well files stay as they were
+            data["steps"][-1]["scope"] = step.scope
+            for key in ("sample_wells", "sample_sites"):
+                if getattr(step, key, None) is not None:
+                    data["steps"][-1][key] = list(getattr(step, key))
     return data
 
 
@@ -545,6 +553,22 @@ def _read_step(reader: _Reader, raw: Any, index: int) -> FunctionStep | None:
             reader.report((*path, flag), _join(label, flag), f"expected true or false, got {_type_name(value)} {value!r}",
                           f"write {flag}: true or {flag}: false")
         values[flag] = value if isinstance(value, bool) else default
+    scope = raw.get("scope", "well")
+    if scope not in ("well", "plate"):
+        reader.report((*path, "scope"), _join(label, "scope"), f"unknown scope {scope!r}", "write scope: plate for a plate-level step, or leave it out")
+    else:
+        values["scope"] = scope
+    for key in ("sample_wells", "sample_sites"):
+        sample = raw.get(key)
+        if sample is None:
+            continue
+        if not isinstance(sample, list) or not sample or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in sample):
+            reader.report((*path, key), _join(label, key), f"expected a list of {'well ids' if key == 'sample_wells' else 'sites'}, got {_type_name(sample)} {sample!r}",
+                          f"e.g. {key}: {['A01', 'B03'] if key == 'sample_wells' else ['1', '3']}")
+        elif scope != "plate":
+            reader.report((*path, key), _join(label, key), f"{key} is only for plate steps", "add scope: plate, or remove it")
+        else:
+            values[key] = tuple(sample)
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         reader.report((*path, "config"), _join(label, "config"), f"expected a mapping of settings, got {_type_name(config)}",

@@ -127,6 +127,13 @@ def export_script(pipeline: Pipeline | Sequence[FunctionStep], path: str | os.Pa
             f"                force_disk_output={step.force_disk_output!r},\n"
             f"                visualize={step.visualize!r},\n"
             + ("" if getattr(step, "enabled", True) else "                enabled=False,\n")
+            + (
+                ""
+                if getattr(step, "scope", "well") == "well"
+                else f"                scope={step.scope!r},\n"
+                + (f"                sample_wells={step.sample_wells!r},\n" if step.sample_wells is not None else "")
+                + (f"                sample_sites={step.sample_sites!r},\n" if step.sample_sites is not None else "")
+            )
             + f"                config={_literal(config, 16)},\n"
             "            ),\n"
         )

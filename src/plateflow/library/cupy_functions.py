@@ -18,7 +18,7 @@ __all__ = ["normalize_percentile", *specs.ACCELERATED, *_xp.SHARED_ASSAY]
 
 def _make(name: str) -> Any:
     kernel = _xp.bind(getattr(_xp, name), _xp.cupy_namespace)
-    # The assay declarations supersede the base ones they redeclare (top_hat's downsample).
+    # Each operation is declared once, in specs_assay (top_hat, the assay filters) or in specs.
     spec = getattr(specs_assay, name, None) or getattr(specs, name)
     return implement(spec, kernel, memory_type="cupy", module=__name__)
 

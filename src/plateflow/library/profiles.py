@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import _tables
+
 __all__ = [
     "METADATA_NAMES",
     "read_table",
@@ -52,22 +54,12 @@ METADATA_NAMES: Mapping[str, str] = {
 _IDENTIFIERS = ("ObjectNumber",)
 
 
-def _number(text: str) -> Any:
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            continue
-    return text
-
-
 def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a measurement CSV, numbers parsed (ints stay ints); empty cells are ``None``."""
     target = Path(path)
     if not target.is_file():
         raise FileNotFoundError(f"no measurement table at {target}; run the pipeline first, or check the table name")
-    with target.open(newline="") as handle:
-        return [{k: (None if v == "" else _number(v)) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return _tables.read_table(target)
 
 
 def with_metadata_names(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -21,7 +21,6 @@ or (through the availability check) when :func:`info` is asked.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import threading
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._text import did_you_mean
 from ..memory.types import MEMORY_TYPES
 from ..signatures import ParamInfo, describe_parameters, summary_line
 from ..special_io import get_special_inputs, get_special_outputs, is_chain_breaker
@@ -250,8 +250,8 @@ def categories() -> list[str]:
 
 def _unknown(name: object) -> KeyError:
     known = list(_REGISTRY.entries)
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; `plateflow functions` lists them"
+    suggestion = did_you_mean(str(name), known, limit=3)
+    hint = f"; {suggestion}" if suggestion else "; `plateflow functions` lists them"
     return KeyError(f"no function named {name!r} in the registry{hint}")
 
 

@@ -28,7 +28,6 @@ __all__ = [
     "normalize_percentile",
     "gaussian_filter",
     "median_filter",
-    "top_hat",
     "rolling_ball",
     "unsharp_mask",
     "max_projection",
@@ -39,14 +38,14 @@ __all__ = [
     "threshold_li",
     "threshold_local",
     "label",
-    "segment_nuclei",
     "measure_nuclei",
     "composite_channels",
     "find_tile_positions",
     "assemble_tiles",
 ]
 
-#: Operations that every accelerated backend (torch, pyclesperanto, cupy) implements.
+#: Operations that every accelerated backend (torch, pyclesperanto, cupy) implements
+#: (``top_hat`` is declared in :mod:`plateflow.library.specs_assay`).
 ACCELERATED: tuple[str, ...] = (
     "gaussian_filter", "median_filter", "top_hat", "max_projection", "mean_projection", "sum_projection",
     "threshold_otsu", "label",
@@ -147,20 +146,6 @@ def median_filter(stack, *, size: Annotated[int, Bounds(1, 101), Unit("px")] = 3
     ----------
     size : int
         Side of the square window, in pixels; odd, so the window has a centre.
-    """
-
-
-@operation("background")
-def top_hat(stack, *, radius: Radius = 10):
-    """White top-hat of each image: the image minus its opening by a disk.
-
-    Removes background that varies more slowly than objects of ``radius``;
-    keeps the dtype. Borders replicate the edge pixel.
-
-    Parameters
-    ----------
-    radius : int
-        Radius of the disk footprint, in pixels; larger than the objects to keep.
     """
 
 
@@ -277,27 +262,6 @@ def label(stack, *, connectivity: Literal[1, 2] = 1):
     connectivity : int
         1: pixels touching by an edge are connected (4-connectivity);
         2: touching by a corner too (8-connectivity).
-    """
-
-
-@operation("segmentation")
-@fill_doc(nuclei_parameters=_NUCLEI_PARAMETERS)
-def segment_nuclei(
-    stack,
-    *,
-    sigma: Sigma = 1.0,
-    min_size: Annotated[int, Bounds(0, None), Unit("px")] = 30,
-    min_distance: Annotated[int, Bounds(1, 200), Unit("px")] = 4,
-):
-    """Segment nuclei in each image: blur, Otsu threshold, watershed split of touching nuclei.
-
-    Touching nuclei are separated by a watershed on the distance transform of
-    the mask, seeded at its local maxima. Returns ``int32`` labels numbered
-    from 1 in each image.
-
-    Parameters
-    ----------
-    {nuclei_parameters}
     """
 
 

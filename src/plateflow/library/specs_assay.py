@@ -7,9 +7,9 @@ morphology around them). The conventions are those of ``specs``: an (N, Y, X)
 stack first, keyword options after it, borders replicate the edge pixel,
 masks are ``uint8`` 0/1 and labels ``int32`` numbered from 1 per image.
 
-``segment_nuclei`` and ``top_hat`` are declared here again with the options
-this library added (an automatic nucleus size; a ``downsample`` factor);
-every backend uses these declarations.
+``segment_nuclei`` and ``top_hat`` are declared here, not in ``specs``, with
+the options this library added (an automatic nucleus size; a ``downsample``
+factor); every backend uses these declarations.
 
 The assay steps pass label images to each other as special outputs:
 ``identify_nuclei`` makes ``nuclei_labels``; ``identify_cells`` takes them

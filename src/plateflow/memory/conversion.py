@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Protocol, Sequence
 
 import numpy as np
 
+from .. import _text
 from .types import LIBRARIES, MEMORY_TYPES, validate_memory_type
 
 __all__ = [
@@ -68,8 +69,9 @@ class LibraryNotInstalledError(MemoryConversionError, ImportError):
 
 
 def install_hint(memory_type: str) -> str:
-    extra = LIBRARIES[memory_type].extra
-    return f"pip install 'plateflow[{extra}]'" if extra else f"pip install {LIBRARIES[memory_type].pip_name}"
+    """How to install the library of ``memory_type``: its plateflow extra, else its pip package."""
+    spec = LIBRARIES[memory_type]
+    return _text.install_hint(spec.pip_name, spec.extra or None)
 
 
 def import_library(memory_type: str, submodule: str | None = None) -> ModuleType:

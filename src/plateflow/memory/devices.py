@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
+from .._text import install_hint
 from .types import LIBRARIES, validate_memory_type
 
 __all__ = ["LibraryStatus", "library_status", "gpu_count", "clear_device_cache"]
@@ -76,7 +77,7 @@ def _library_status(memory_type: str) -> LibraryStatus:
             (),
             (),
             False,
-            f"{spec.module} is not installed; install it with: pip install 'plateflow[{spec.extra}]'",
+            f"{spec.module} is not installed; install it with: {install_hint(spec.pip_name, spec.extra or None)}",
             spec.extra,
         )
     try:

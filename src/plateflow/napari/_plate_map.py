@@ -23,11 +23,12 @@ from qtpy.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
 from qtpy.QtGui import QColor, QFont, QLinearGradient, QPainter, QPen
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
+from plateflow._naming import row_letters, well_id, well_position
+
 __all__ = ["PlateMapWidget", "PlateMapCanvas", "plate_grid", "plate_layout", "numeric_columns", "aggregate_by_well", "AGGREGATIONS"]
 
 #: (rows, columns) of the screening plates, smallest first.
 _STANDARD_PLATES: tuple[tuple[int, int], ...] = ((8, 12), (16, 24), (32, 48))
-_WELL = re.compile(r"^([A-Za-z]+)(\d+)$")
 #: Columns that locate a row rather than measure something.
 _LOCATION_COLUMNS = frozenset({"well", "site", "channel", "z_index", "timepoint", "slice", "label"})
 
@@ -46,23 +47,12 @@ _NO_VALUE = QColor("#d0d0d0")
 
 
 def _well_position(well: str) -> tuple[int, int] | None:
-    """0-based (row, column) of ``A01``-style ids (``AA01`` is row 27)."""
-    match = _WELL.match(well)
-    if not match:
+    """0-based (row, column) of ``A01``-style ids (``AA01`` is row 27), ``None`` for other names."""
+    try:
+        row, column = well_position(well)
+    except ValueError:
         return None
-    row = 0
-    for letter in match.group(1).upper():
-        row = row * 26 + (ord(letter) - ord("A") + 1)
-    return row - 1, int(match.group(2)) - 1
-
-
-def _row_name(row: int) -> str:
-    letters = ""
-    row += 1
-    while row > 0:
-        row, rem = divmod(row - 1, 26)
-        letters = chr(ord("A") + rem) + letters
-    return letters
+    return row - 1, column - 1
 
 
 def plate_layout(plate: Any) -> tuple[int, int] | None:
@@ -204,7 +194,7 @@ class PlateMapCanvas(QWidget):
         row = math.floor((point.y() - self._MARGIN) / size)
         if not (0 <= row < self.rows and 0 <= column < self.columns):
             return None
-        well = f"{_row_name(row)}{column + 1:02d}"
+        well = well_id(row + 1, column + 1)
         return well if well in self.wells else None
 
     def colour_of(self, well: str) -> QColor:
@@ -229,11 +219,11 @@ class PlateMapCanvas(QWidget):
             painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), str(column + 1))
         for row in range(self.rows):
             rect = QRectF(0, self._MARGIN + row * size, self._MARGIN, size)
-            painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), _row_name(row))
+            painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), row_letters(row + 1))
         present = set(self.wells)
         for row in range(self.rows):
             for column in range(self.columns):
-                well = f"{_row_name(row)}{column + 1:02d}"
+                well = well_id(row + 1, column + 1)
                 rect = QRectF(self._MARGIN + column * size + 1, self._MARGIN + row * size + 1, size - 2, size - 2)
                 if well in present:
                     painter.setBrush(self.colour_of(well))

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from plateflow._tables import read_table
 from plateflow.compiler import CompileError
 from plateflow.execution.sample import CancelToken
 from plateflow.patterns import PatternError, function_name, normalize_pattern
@@ -44,7 +45,7 @@ from plateflow.plate import PlateError, open_plate
 from ._plate_map import PlateMapWidget
 from ._frame import PlateFrame, frame_layer_data
 from ._runner import PlateRunError, PlateRunProgress, run_plate
-from ._table import TableView, read_csv_rows
+from ._table import TableView
 from ._visualizer import is_label_output
 
 if TYPE_CHECKING:
@@ -311,7 +312,8 @@ class PlateRunWidget(QWidget):
         self.output_label.setText(f"Outputs: {state.outputs}")
         self.output_label.setToolTip(str(state.outputs))
         self.open_button.setEnabled(True)
-        tables = {name: read_csv_rows(path) for name, path in state.tables.items() if Path(path).is_file()}
+        # The cells as written: the table view shows a plate's CSV as any spreadsheet would.
+        tables = {name: read_table(path, parse_numbers=False) for name, path in state.tables.items() if Path(path).is_file()}
         self.tables.set_tables(tables)
         self.plate_map.set_tables(tables)
 

@@ -8,21 +8,13 @@ of a hundred thousand nuclei costs what the visible cells cost.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
-__all__ = ["TableView", "RowsModel", "read_csv_rows"]
-
-
-def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a CSV file as dicts of strings."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+__all__ = ["TableView", "RowsModel"]
 
 
 def _cell_text(value: Any) -> str:

@@ -6,7 +6,8 @@ extension       saves                                      loads as
 .tif / .tiff    an array (dtype kept) through tifffile     numpy array
 .npy            an array                                   numpy array
 .csv            a table: list of dicts, or dict of         list of dicts; numbers parsed
-                equal-length columns                       back to int / float
+                equal-length columns                       back to int / float, empty
+                                                           cells to None
 .json           any JSON-able object (numpy scalars and    the object
                 arrays become numbers and lists)
 ==============  =========================================  ==============================
@@ -43,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..._naming import natural_sorted
+from ..._tables import read_table
 from .base import CorruptFileError, ProtectedPathError, is_label_plane, match_name, posix
 
 __all__ = [
@@ -59,7 +61,6 @@ __all__ = [
 
 DISK_FORMATS = (".tif", ".tiff", ".npy", ".csv", ".json")
 _TIFF_OPTIONS = ("compression", "photometric", "metadata", "description", "resolution", "predictor", "software")
-_INT = re.compile(r"^[+-]?\d+$")
 # numpy's tofile reports a short write on a full disk without an errno.
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 # mkstemp makes 0600 files; give outputs the usual permissions. Read once, at import.
@@ -281,15 +282,6 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _parse_cell(text: str) -> Any:
-    if _INT.match(text):
-        return int(text)
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 class DiskBackend:
     """Files on disk, by extension; see the module docstring for the formats."""
 
@@ -357,10 +349,9 @@ class DiskBackend:
                 raise CorruptFileError(f"cannot read {source}: not a valid .npy file ({exc})") from exc
         if kind == ".csv":
             try:
-                with open(source, newline="", encoding="utf-8") as fh:
-                    return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-            except (UnicodeDecodeError, csv.Error) as exc:
-                raise CorruptFileError(f"cannot read {source}: not a UTF-8 CSV table ({exc})") from exc
+                return read_table(source)
+            except ValueError as exc:  # not UTF-8, not CSV, or a ragged row: the message names the file
+                raise CorruptFileError(str(exc)) from exc
         try:
             with open(source, encoding="utf-8") as fh:
                 return json.load(fh)

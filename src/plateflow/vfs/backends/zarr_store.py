@@ -67,6 +67,7 @@ import numpy as np
 
 from ..._frozen import FrozenDict
 from ..._naming import COMPONENTS, natural_sorted, well_id
+from ..._text import install_hint
 from .base import is_label_plane, match_name, posix
 
 __all__ = [
@@ -336,7 +337,7 @@ class _WellArrays:
 
 _OME_ZARR_MISSING = (
     "OME-Zarr output needs the ome-zarr package, which writes the NGFF metadata: "
-    "pip install 'plateflow[ome-zarr]' (or write TIFF output, the default)"
+    f"{install_hint('ome-zarr', 'ome-zarr')} (or write TIFF output, the default)"
 )
 
 
