@@ -30,6 +30,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .._text import install_hint
 from .._version import __version__
 from .manifest import record_files
 from .well import WellFailure, WellResult, new_filemanager, run_well, unpack_context
@@ -424,7 +425,7 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError:
-            raise ImportError("running on a Dask cluster needs dask.distributed: pip install 'plateflow[dask]'") from None
+            raise ImportError(f"running on a Dask cluster needs dask.distributed: {install_hint('distributed', 'dask')}") from None
         self._blobs = blobs
         self._pending: dict[Any, str] = {}
         self._own = not isinstance(scheduler, Client)
