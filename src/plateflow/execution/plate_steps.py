@@ -40,24 +40,11 @@ __all__ = [
 ]
 
 
-class PlateStepError(RuntimeError):
+class PlateStepError(StepError):
     """A plate step failed; the message names the step, function, group and file. No well has run."""
 
     def __init__(self, reason: str, *, step_index: int, step_name: str, function: str = "", group: str = "", file: str = "") -> None:
-        self.reason = reason
-        self.step_index = step_index
-        self.step_name = step_name
-        self.function = function
-        self.group = group
-        self.file = file
-        where = [f"plate step {step_index + 1} {step_name!r}"]
-        if function:
-            where.append(f"function {function}")
-        if group:
-            where.append(f"group {group}")
-        if file:
-            where.append(f"file {file}")
-        super().__init__(f"{', '.join(where)}: {reason}")
+        super().__init__(reason, step_index=step_index, step_name=step_name, well=None, function=function, group=group, file=file)
 
 
 @dataclass(frozen=True)

@@ -94,10 +94,12 @@ class StepError(RuntimeError):
         self.function = function
         self.group = group
         self.file = file
-        where = [f"step {step_index + 1} {step_name!r}"]
+        # A plate-level step (well None) runs over the whole plate, before any well.
+        where = [f"step {step_index + 1} {step_name!r}" if well is not None else f"plate step {step_index + 1} {step_name!r}"]
         if function:
             where.append(f"function {function}")
-        where.append(f"well {well}")
+        if well is not None:
+            where.append(f"well {well}")
         if group:
             where.append(f"group {group}")
         if file:

@@ -322,11 +322,15 @@ class TuningPanel(QWidget):
             return
         self.builder.clear_run_errors(step_id)
         if output.reused:
+            # No status line per reused step: each new text repaints the whole window (the GL canvas
+            # included), a stall of tens of ms for a step that took none; the run's summary counts them.
             self._reused += 1
-        else:
-            self._computed += 1
-        how = "reused" if output.reused else f"{output.seconds * 1000:.0f} ms"
-        self._set_status(f"Step {output.step_index + 1}/{output.step_count} {output.step_name!r} ({how}) on well {request.well}, site {request.site}")
+            return
+        self._computed += 1
+        self._set_status(
+            f"Step {output.step_index + 1}/{output.step_count} {output.step_name!r} ({output.seconds * 1000:.0f} ms) "
+            f"on well {request.well}, site {request.site}"
+        )
 
     def _on_failure(self, request: SampleRequest, failure: SampleStepFailure) -> None:
         self.failure = failure

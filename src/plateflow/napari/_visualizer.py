@@ -178,10 +178,18 @@ def _field_stacks(specials: Sequence["SpecialOutput"]) -> list[_ChannelStack]:
 
 @dataclass(frozen=True)
 class PreparedOutput:
-    """An output's layer data, made off the main thread: its channel stacks and its point sets."""
+    """An output's layer data, made off the main thread: its channel stacks and its point sets.
+
+    ``already_shown``: the layers show this very output already (a reused step of a rerun), so
+    nothing was stacked; :meth:`StepVisualizer.show` only keeps its layers and their names.
+    """
 
     stacks: tuple[_ChannelStack, ...]
     points: Mapping[str, tuple[np.ndarray, dict[str, np.ndarray]]]
+    already_shown: bool = False
+
+
+_ALREADY_SHOWN = PreparedOutput((), {}, already_shown=True)
 
 
 class StepVisualizer:
@@ -199,6 +207,9 @@ class StepVisualizer:
         self.closed = False
         self._layers: dict[tuple[str, str, str], Any] = {}  # (step id, kind, part) -> layer
         self._shown: dict[tuple[str, str, str], str] = {}  # key -> fingerprint of the data it shows
+        # (fingerprint, well, site) of an output -> (step id, its layer keys with their name suffixes), for the
+        # outputs whose layers all show them: a rerun that reuses the step skips stacking its planes again
+        self._complete: dict[tuple[str, str, str], tuple[str, tuple[tuple[tuple[str, str, str], str], ...]]] = {}
         self._touched: set[tuple[str, str, str]] = set()
         self._table_names: dict[str, str] = {}  # table title -> step id
         self._touched_tables: set[str] = set()
@@ -252,6 +263,11 @@ class StepVisualizer:
         thread, so a worker can do it and the main thread only updates the layers."""
         if not self.wants(output):
             return None
+        if (output.fingerprint, output.well, output.site) in self._complete:
+            return _ALREADY_SHOWN  # show() checks the layers are still there, and stacks them if not
+        return self._build(output)
+
+    def _build(self, output: "SampleStepOutput") -> PreparedOutput:
         stacks = _channel_stacks(output.images, output.planes) if output.planes else _field_stacks(output.specials)
         by_name: dict[str, list["SpecialOutput"]] = {}
         for special in output.specials:
@@ -266,31 +282,61 @@ class StepVisualizer:
         """
         if self.closed or not self.wants(output):
             return []
-        if prepared is None:
-            prepared = self.prepare(output)
-            assert prepared is not None  # wants() held
-        touched = []
         title = f"{output.step_index + 1} {output.step_name}"
+        complete_key = (output.fingerprint, output.well, output.site)
+        if prepared is None or prepared.already_shown:
+            kept = self._keep_shown(complete_key, step_id, title)
+            if kept is not None:
+                for table, rows in output.tables.items():
+                    self._put_table(f"{title}: {table}", rows, step_id)
+                return kept
+            prepared = self._build(output)  # a layer was deleted (or this is a first show): make its data here
+        touched = []
+        named: list[tuple[tuple[str, str, str], str]] = []
         place = {"well": output.well, "site": output.site}
         stacks = prepared.stacks
         for stack in stacks:
-            name = title
-            if len(stacks) > 1:
-                name = f"{title} ({self.channel_display(stack.channel)[0]})"
+            suffix = f" ({self.channel_display(stack.channel)[0]})" if len(stacks) > 1 else ""
             labels = is_label_output(output.functions, stack.data.dtype)
             key = (step_id, "labels" if labels else "image", stack.channel)
             touched.append(
-                self._put_image(key, name, stack, labels, f"{output.fingerprint}:{stack.channel}", step_id, place, output.is_last or output.visualize)
+                self._put_image(
+                    key, title + suffix, stack, labels, f"{output.fingerprint}:{stack.channel}", step_id, place, output.is_last or output.visualize
+                )
             )
+            named.append((key, suffix))
         for special_name, (coordinates, features) in prepared.points.items():
             key = (step_id, "points", special_name)
             touched.append(
                 self._put_points(key, f"{title}: {special_name}", coordinates, features, f"{output.fingerprint}:{special_name}", step_id, place)
             )
+            named.append((key, f": {special_name}"))
         for table, rows in output.tables.items():
             self._put_table(f"{title}: {table}", rows, step_id)
         self._order_layers()
+        for old_key in [k for k, (sid, _) in self._complete.items() if sid == step_id]:
+            del self._complete[old_key]  # the step shows this output now, not the one it showed before
+        self._complete[complete_key] = (step_id, tuple(named))
         return touched
+
+    def _keep_shown(self, complete_key: tuple[str, str, str], step_id: str, title: str) -> list[Any] | None:
+        """The layers of an output they show already (renamed to ``title`` when the step was renamed or
+        renumbered), or ``None`` when one of them is gone or shows something else."""
+        record = self._complete.get(complete_key)
+        if record is None or record[0] != step_id:
+            return None
+        kept = []
+        for key, suffix in record[1]:
+            layer = self._alive(key)
+            if layer is None or not self._shown.get(key, "").startswith(complete_key[0] + ":"):
+                del self._complete[complete_key]
+                return None
+            kept.append((key, layer, title + suffix))
+        for key, layer, name in kept:
+            self._touched.add(key)
+            if layer.name != name:
+                layer.name = name
+        return [layer for _, layer, _ in kept]
 
     def _order_layers(self) -> None:
         """Keep labels and points above the images, so additive image layers never wash the labels out."""
@@ -314,6 +360,7 @@ class StepVisualizer:
     def remove_all(self) -> None:
         for key in list(self._layers):
             self._remove(key)
+        self._complete.clear()
         if self._tables is not None:
             self._tables.set_tables({})
         self._table_names.clear()
@@ -472,5 +519,7 @@ class StepVisualizer:
     def _remove(self, key: tuple[str, str, str]) -> None:
         layer = self._layers.pop(key, None)
         self._shown.pop(key, None)
+        for complete_key in [k for k, (_, named) in self._complete.items() if any(key == named_key for named_key, _ in named)]:
+            del self._complete[complete_key]
         if layer is not None and layer in self.viewer.layers:
             self.viewer.layers.remove(layer)
