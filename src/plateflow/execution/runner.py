@@ -409,13 +409,13 @@ def _prepare(
         remove_partial_files(out_root, fm)
         for well in selected:
             if well not in report.skipped:
-                report.notes.extend(f"left alone: {line}" for line in delete_recorded(out_root, manifest.files_of(well), fm))
+                report.notes.extend(f"not deleted: {line}" for line in delete_recorded(out_root, manifest.files_of(well), fm))
         fresh_store = False
     else:
         if previous is not None:
             for well in selected:
-                report.notes.extend(f"left alone: {line}" for line in delete_recorded(out_root, previous.files_of(well), fm))
-            report.notes.extend(f"left alone: {line}" for line in delete_recorded(out_root, dict(previous.data.get("table_files") or {}), fm))
+                report.notes.extend(f"not deleted: {line}" for line in delete_recorded(out_root, previous.files_of(well), fm))
+            report.notes.extend(f"not deleted: {line}" for line in delete_recorded(out_root, dict(previous.data.get("table_files") or {}), fm))
         clear_state(out_root, fm)
         manifest = Manifest.new(out_root, plate=Path(plate.root), wells=selected, config=config, pipeline=pipeline_record,
                                 filemanager=fm, identity=identity)
@@ -461,7 +461,7 @@ def _run_plate_steps(contexts: Mapping[str, Any], manifest: Manifest, report: Ru
         consumers = {index for plan in plate_plans if plan.step_id in ran for indices in plan.consumers.values() for index in indices}
         redo = list(report.skipped) if consumers else []  # every well runs the same consuming steps
         for well in redo:
-            report.notes.extend(f"left alone: {line}" for line in delete_recorded(manifest.root, manifest.files_of(well), fm))
+            report.notes.extend(f"not deleted: {line}" for line in delete_recorded(manifest.root, manifest.files_of(well), fm))
             manifest.set_status(well, "pending", outputs=[], tables={}, files={})
             report.notes.append(f"well {well} is redone: the plate step it uses ran again")
         report.skipped = [well for well in report.skipped if well not in redo]
