@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -52,3 +53,18 @@ def bundled_plate() -> Path:
 def plate_hashes() -> Callable[[str | os.PathLike[str]], dict[str, str]]:
     """The ``hash_tree`` function, for tests that prove a plate was not modified."""
     return hash_tree
+
+
+def background_unevenness(image: np.ndarray, background: np.ndarray, block: int = 16) -> float:
+    """Coefficient of variation across the field of the background's level: of the medians of 16 x 16 blocks.
+
+    Block medians average the pixel noise away, so this measures the illumination's unevenness.
+    """
+    levels = []
+    for y in range(0, image.shape[0], block):
+        for x in range(0, image.shape[1], block):
+            inside = background[y : y + block, x : x + block]
+            if inside.sum() >= block * block // 4:
+                levels.append(float(np.median(image[y : y + block, x : x + block][inside])))
+    values = np.array(levels)
+    return float(values.std() / values.mean())

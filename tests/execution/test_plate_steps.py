@@ -31,6 +31,7 @@ from plateflow.library import numpy_functions as nf
 from plateflow.memory import numpy as numpy_type
 from plateflow.plate import generate_sample_plate, open_plate
 from plateflow.plate.sample import FLATFIELD_TRUTH, IlluminationField
+from tests.conftest import background_unevenness
 
 WELLS = ("A01", "A02", "A03", "B01", "B02", "B03")
 SAMPLE_WELLS = ("A01", "A03", "B02", "B03")
@@ -81,18 +82,6 @@ def _background(root: Path, well: str, site: int, shape: tuple[int, int]) -> np.
     return far
 
 
-def _unevenness(image: np.ndarray, background: np.ndarray, block: int = 16) -> float:
-    """Coefficient of variation of the 16 x 16 block medians of the background across the field."""
-    levels = []
-    for y in range(0, image.shape[0], block):
-        for x in range(0, image.shape[1], block):
-            inside = background[y : y + block, x : x + block]
-            if inside.sum() >= block * block // 4:
-                levels.append(float(np.median(image[y : y + block, x : x + block][inside])))
-    values = np.array(levels)
-    return float(values.std() / values.mean())
-
-
 def test_plate_step_estimates_the_field_once_and_every_well_is_corrected(lit_plate, tmp_path):
     out = tmp_path / "out"
     planning, results, wells_run = _run(lit_plate, out, _pipeline())
@@ -123,8 +112,8 @@ def test_plate_step_estimates_the_field_once_and_every_well_is_corrected(lit_pla
             corrected = tifffile.imread(out / "TimePoint_1" / f"{well}_s{site}_w1.tif")
             np.testing.assert_array_equal(corrected, il.correct_illumination(raw[None], illumination=illumination)[0])
             mask = _background(lit_plate, well, site, raw.shape)
-            before.append(_unevenness(raw, mask))
-            after.append(_unevenness(corrected, mask))
+            before.append(background_unevenness(raw, mask))
+            after.append(background_unevenness(corrected, mask))
             truth_count = counts[(well, site)]
             nuclei += truth_count
             raw_error += abs(int(nf.segment_nuclei(raw[None]).max()) - truth_count)

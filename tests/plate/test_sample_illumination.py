@@ -21,7 +21,7 @@ from plateflow.library import illumination as il
 from plateflow.library import numpy_functions as nf
 from plateflow.plate import generate_sample_plate, open_plate
 from plateflow.plate.sample import DARKFIELD_TRUTH, FLATFIELD_TRUTH, IlluminationField
-from tests.conftest import hash_tree
+from tests.conftest import background_unevenness, hash_tree
 
 WELLS = ("A01", "A02", "A03", "B01", "B02", "B03")
 SAMPLE_WELLS = ("A01", "A03", "B02", "B03")  # the estimate sees 4 of the 6 wells
@@ -60,21 +60,6 @@ def _background_masks(root: Path, keys: list[tuple[str, int]], shape: tuple[int,
             far &= (yy - y) ** 2 + (xx - x) ** 2 > 16.0**2
         masks.append(far)
     return masks
-
-
-def _unevenness(image: np.ndarray, background: np.ndarray, block: int = 16) -> float:
-    """Coefficient of variation across the field of the background's level: of the medians of 16 x 16 blocks.
-
-    Block medians average the pixel noise away, so this measures the illumination's unevenness.
-    """
-    levels = []
-    for y in range(0, image.shape[0], block):
-        for x in range(0, image.shape[1], block):
-            inside = background[y : y + block, x : x + block]
-            if inside.sum() >= block * block // 4:
-                levels.append(float(np.median(image[y : y + block, x : x + block][inside])))
-    values = np.array(levels)
-    return float(values.std() / values.mean())
 
 
 def test_default_output_is_unchanged_and_the_field_keeps_the_nuclei(plates):
@@ -138,8 +123,8 @@ def test_correction_evens_the_background_and_keeps_the_counts(plates):
     assert corrected.dtype == raw.dtype == np.uint16
 
     masks = _background_masks(lit, keys, (128, 128))
-    before = np.array([_unevenness(image, mask) for image, mask in zip(raw, masks)])
-    after = np.array([_unevenness(image, mask) for image, mask in zip(corrected, masks)])
+    before = np.array([background_unevenness(image, mask) for image, mask in zip(raw, masks)])
+    after = np.array([background_unevenness(image, mask) for image, mask in zip(corrected, masks)])
     assert before.mean() > 0.04  # the field is there to correct
     assert after.mean() <= 0.5 * before.mean(), f"background CV {before.mean():.4f} -> {after.mean():.4f}"
     assert np.all(after < before)

@@ -11,6 +11,7 @@ import csv
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,3 +153,12 @@ def deny_writes_under(monkeypatch: pytest.MonkeyPatch, folder: Path, error: int)
     from plateflow.vfs.backends import disk
 
     monkeypatch.setattr(disk.tempfile, "mkstemp", mkstemp)
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -27,7 +27,7 @@ from plateflow.execution import run
 from plateflow.library import registry
 
 from . import functions as f
-from .conftest import WELLS, assert_same_as_clean_run, assert_wells_match, images, leftovers, pipeline
+from .conftest import WELLS, assert_same_as_clean_run, assert_wells_match, images, leftovers, pipeline, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,14 +41,6 @@ def _manifest(out: Path) -> dict:
 
 def _statuses(out: Path) -> dict[str, str]:
     return {well: entry["status"] for well, entry in _manifest(out).get("wells", {}).items()}
-
-
-def _wait_for(condition, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 # -- the whole run killed ---------------------------------------------------------------
@@ -93,7 +85,7 @@ def test_sigkill_of_the_whole_run_then_resume(make_plate, tmp_path):
         cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
-        _wait_for(lambda: "done" in _statuses(out).values() or process.poll() is not None, what="a finished well")
+        wait_for(lambda: "done" in _statuses(out).values() or process.poll() is not None, what="a finished well")
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         process.wait(timeout=30)
@@ -139,7 +131,7 @@ def test_sigkill_of_one_worker_mid_well(make_plate, reference, tmp_path):
     killed: list[int] = []
 
     def kill_first_worker() -> None:
-        _wait_for(lambda: started.is_dir() and any(started.iterdir()), what="a worker in the Pause step")
+        wait_for(lambda: started.is_dir() and any(started.iterdir()), what="a worker in the Pause step")
         pid = int(next(started.iterdir()).name)
         workers = {child.pid for child in psutil.Process().children(recursive=True)}
         assert pid in workers, (pid, workers)
@@ -218,7 +210,7 @@ def test_dask_scheduler_lost_mid_run(make_plate, reference, tmp_path):
     closed = threading.Event()
 
     def close_scheduler() -> None:
-        _wait_for(lambda: "done" in _statuses(out).values(), what="a finished well")
+        wait_for(lambda: "done" in _statuses(out).values(), what="a finished well")
         cluster.close()
         closed.set()
 

@@ -18,7 +18,7 @@ from plateflow import FunctionStep
 from plateflow.execution import run
 
 from . import functions as f
-from .conftest import WELLS, assert_same_as_clean_run, pipeline
+from .conftest import WELLS, assert_same_as_clean_run, pipeline, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,14 +55,6 @@ def _statuses(out: Path) -> dict[str, str]:
         return {}
 
 
-def _wait_for(condition, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _slow_pipeline(seconds: float, started: Path) -> list[FunctionStep]:
     return pipeline(FunctionStep((f.pause, {"seconds": seconds, "started": str(started)}), name="Pause", variable_components=("site",)))
 
@@ -82,7 +74,7 @@ def test_signal_stops_the_workers_and_leaves_a_resumable_manifest(make_plate, re
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        _wait_for(lambda: started.is_dir() and len(list(started.iterdir())) >= 2, what="two wells pausing in their workers")
+        wait_for(lambda: started.is_dir() and len(list(started.iterdir())) >= 2, what="two wells pausing in their workers")
         workers = [psutil.Process(int(p.name)) for p in started.iterdir()]
         sent = time.monotonic()
         process.send_signal(signum)
@@ -95,7 +87,7 @@ def test_signal_stops_the_workers_and_leaves_a_resumable_manifest(make_plate, re
     assert process.returncode == 128 + signum, output
     name = signal.Signals(signum).name
     assert f"stopped by {name}" in output and "--resume" in output and "Traceback" not in output, output
-    _wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), timeout=5, what="the workers to end")
+    wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), timeout=5, what="the workers to end")
     statuses = _statuses(out)
     assert set(statuses.values()) <= {"pending", "done"} and "pending" in statuses.values(), statuses
     # Resuming (without the pause) finishes the plate with the clean run's outputs.
