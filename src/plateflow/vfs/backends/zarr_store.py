@@ -603,7 +603,9 @@ def create_well_arrays(
     ny, nx = arrays.image_shape
     t, z = len(plate.timepoints), len(arrays.z_indices)
     compressors = _compressors(plate.compressor)
-    well_group = zarr.open_group(str(store), mode="r+", zarr_format=3).require_group(r).require_group(c)
+    with _plate_wells_lock(store):
+        # Under the plate lock: workers making two wells of one row at once would both try to create the row group.
+        well_group = zarr.open_group(str(store), mode="r+", zarr_format=3).require_group(r).require_group(c)
     write_well_metadata(well_group, [{"path": str(i), "acquisition": 0} for i in range(len(plate.sites))], fmt=fmt)
     image_dtype = np.dtype(arrays.dtype)
     for i, site in enumerate(plate.sites):
