@@ -107,6 +107,14 @@ def test_segment_nuclei_splits_touching_nuclei_and_drops_debris() -> None:
     assert len({labels[0, 20, 20], labels[0, 20, 35], labels[0, 60, 55]}) == 3
 
 
+def test_identify_nuclei_larger_than_every_object_finds_none() -> None:
+    # Found by tests/compiler/test_check_runs.py: a diameter of 99 px on a 64 px image left no core to seed from.
+    image = _discs((64, 64), [(20, 20), (44, 40)], 6) + 100
+    labels = nf.segment_nuclei(image[None], diameter=99.0)
+    assert labels.shape == (1, 64, 64) and labels.dtype == np.int32 and labels.max() == 0
+    assert nf.segment_nuclei(image[None], diameter=12.0).max() == 2
+
+
 def test_measure_nuclei_tables() -> None:
     image = _discs((60, 60), [(15, 15), (40, 42)], 6) + 100
     image[40:, 30:] *= 2  # the second nucleus is twice as bright

@@ -113,6 +113,9 @@ def _seeds(distance: Any, brightness: Any, mask: Any, min_distance: int) -> Any:
     from scipy import ndimage as ndi
     from skimage.feature import peak_local_max
 
+    if not mask.any():
+        # Nothing as large as the nucleus size asked for (a diameter larger than every object): no seeds.
+        return np.empty((0, mask.ndim), dtype=np.intp)
     regions, _ = ndi.label(mask)
     inside = brightness[mask]
     low, span = float(inside.min()), float(inside.max() - inside.min())
