@@ -1,7 +1,8 @@
 """Background runs for the plugin: the tuning run on the sample site, and the run on the whole plate.
 
-**Tuning** (:class:`SampleRunController`). Every request restarts a short
-debounce (superqt's ``qdebounced``, ``delay_ms``); when it fires, the request
+**Tuning** (:class:`SampleRunController`). Requests go through a leading-edge
+debounce (superqt's ``qdebounced``, ``delay_ms``): the first after a pause fires at
+once, later ones within the delay fire once when they pause. When it fires, the request
 source gives the pipeline, well and site, the pipeline is compiled on the main
 thread (:meth:`SampleRunner.prepare`, a few milliseconds) and a napari
 ``thread_worker`` runs :meth:`SampleRunner.execute`, which yields each step's
@@ -54,7 +55,7 @@ __all__ = [
     "TUNING_DELAY_MS",
 ]
 
-#: Debounce between the last edit and the tuning run it starts.
+#: Debounce of tuning runs: an edit within this many ms of the one before waits for the edits to pause.
 TUNING_DELAY_MS = 30
 
 
@@ -132,7 +133,9 @@ class SampleRunController(QObject):
         self.closed = False
         self._active: _ActiveRun | None = None
         self._pending = False
-        self._debounced_start = qdebounced(self._on_due, timeout=delay_ms, parent=self)
+        # Leading edge: the first edit after a pause starts its run at once (no wait for the delay); edits that
+        # follow within ``delay_ms`` (a slider drag, typing) are merged into one run when they pause.
+        self._debounced_start = qdebounced(self._on_due, timeout=delay_ms, leading=True, parent=self)
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -162,7 +165,7 @@ class SampleRunController(QObject):
 
     # -- requests ---------------------------------------------------------------------
     def schedule(self) -> None:
-        """Start a run once requests pause for the debounce delay."""
+        """Start a run now, or, for a request that follows another within the delay, once requests pause."""
         if not self.closed:
             self._pending = True
             self._debounced_start()

@@ -117,6 +117,26 @@ def test_two_quick_edits_leave_the_layer_showing_the_second(make_napari_viewer, 
     assert shown and all(not np.array_equal(data, base + 3) for data in shown)
 
 
+def test_an_edit_after_a_pause_runs_at_once_and_quick_edits_merge_into_one_run(make_napari_viewer, qtbot, tuning_plate):
+    viewer = make_napari_viewer()
+    builder = docked_builder(viewer, tuning_plate, scale_then_offset(offset=1.0))
+    wait_for_tuning(qtbot, builder)
+    qtbot.wait(100)  # a pause longer than the debounce
+    controller = builder.tuning.controller
+    starts = []
+    controller.run_started.connect(lambda request: starts.append(request.pipeline[1].func[1]["offset"]))
+    step_id = builder.model.steps[1].step_id
+    builder.model.set_kwarg(step_id, None, 0, "offset", 2.0)
+    assert starts == [2.0]  # started in the edit's own turn of the event loop, no wait for the delay
+    builder.model.set_kwarg(step_id, None, 0, "offset", 4.0)
+    builder.model.set_kwarg(step_id, None, 0, "offset", 6.0)
+    assert len(starts) == 1  # edits within the delay wait for the pause
+    wait_for_tuning(qtbot, builder)
+    assert starts == [2.0, 6.0]
+    base = site_stack(tuning_plate, 2).astype(np.float32) * 2
+    np.testing.assert_array_equal(viewer.layers["2 Offset (FITC)"].data[0, 0], base + 6)
+
+
 def test_show_all_labels_points_and_tables(make_napari_viewer, qtbot, tuning_plate):
     viewer = make_napari_viewer()
     builder = docked_builder(viewer, tuning_plate, demo_pipeline())
