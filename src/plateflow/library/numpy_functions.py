@@ -15,8 +15,8 @@ from ._spec import implement
 
 # The plate-level operations (illumination correction, plate normalisation) live in
 # their own module; listing them here registers them as numpy.<name>.
-# normalize_to_controls waits: its control_wells has no default, which the builder's
-# form and the compiler's checks of every bundled function need.
+# normalize_to_controls is not listed: it takes a measurement table, not an image stack,
+# so it is called on a run's merged tables (docs/plate-steps.md, "Reductions"), not a step.
 from .illumination import (  # noqa: F401 - re-exported for the registry
     correct_illumination,
     estimate_illumination,
