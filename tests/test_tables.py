@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plateflow._tables import parse_cell, read_table
+from plateflow._tables import parse_cell, read_table, read_table_columns
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,13 @@ def test_not_utf8_names_file(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     with pytest.raises(ValueError, match=r"image\.csv: not a UTF-8 CSV table"):
         read_table(path)
+
+
+def test_columns_come_with_the_rows_and_without_any_row(tmp_path):
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("well,site,object_count\n", encoding="utf-8")
+    assert read_table_columns(header_only) == (["well", "site", "object_count"], [])
+    path = tmp_path / "counts.csv"
+    path.write_text("well,object_count\nA01,007\n", encoding="utf-8")
+    assert read_table_columns(path, parse_numbers=False) == (["well", "object_count"], [{"well": "A01", "object_count": "007"}])
+    assert read_table_columns(path)[1] == read_table(path) == [{"well": "A01", "object_count": 7}]

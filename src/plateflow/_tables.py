@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-__all__ = ["read_table", "parse_cell"]
+__all__ = ["read_table", "read_table_columns", "parse_cell"]
 
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -31,7 +31,15 @@ def parse_cell(text: str) -> Any:
 
 
 def read_table(path: str | os.PathLike[str], *, parse_numbers: bool = True) -> list[dict[str, Any]]:
-    """The rows of the UTF-8 CSV table at ``path``, as dicts keyed by the header row.
+    """The rows of the UTF-8 CSV table at ``path``, as dicts keyed by the header row
+    (:func:`read_table_columns` without the columns)."""
+    return read_table_columns(path, parse_numbers=parse_numbers)[1]
+
+
+def read_table_columns(path: str | os.PathLike[str], *, parse_numbers: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
+    """The header's column names and the rows of the UTF-8 CSV table at ``path``, as dicts keyed by the header row.
+
+    The columns are given even when there are no rows (a table whose header alone was written).
 
     With ``parse_numbers`` (the default) each cell goes through :func:`parse_cell`
     (ints stay ints, empty cells are ``None``); without it the cells are the
@@ -42,6 +50,7 @@ def read_table(path: str | os.PathLike[str], *, parse_numbers: bool = True) -> l
     and ``OSError`` (``FileNotFoundError``...) when it cannot be opened.
     """
     rows: list[dict[str, Any]] = []
+    columns: list[str] = []
     try:
         # utf-8-sig: a table saved again by a spreadsheet program starts with a byte-order mark.
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -53,6 +62,7 @@ def read_table(path: str | os.PathLike[str], *, parse_numbers: bool = True) -> l
                         f"({len(reader.fieldnames or ())} columns: {', '.join(reader.fieldnames or ())})"
                     )
                 rows.append({key: parse_cell(value) for key, value in row.items()} if parse_numbers else dict(row))
+            columns = list(reader.fieldnames or ())
     except (UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"cannot read {os.fspath(path)}: not a UTF-8 CSV table ({error})") from error
-    return rows
+    return columns, rows

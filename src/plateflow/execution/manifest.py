@@ -19,7 +19,6 @@ match: anything else is left alone and reported (:func:`delete_recorded`).
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
 import json
@@ -29,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._tables import read_table_columns
 from .._version import __version__
 from .step_runner import STATE_DIR
 
@@ -437,13 +437,6 @@ class Manifest:
         return not self.problems(well)
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
-
-
 def merge_tables(root: Path, wells_in_order: Iterable[str], manifest: Manifest, filemanager: "FileManager") -> dict[str, Path]:
     """One CSV per table name under ``root`` from the partial tables of every done well, in plate order."""
     parts: dict[str, list[Path]] = {}
@@ -458,7 +451,7 @@ def merge_tables(root: Path, wells_in_order: Iterable[str], manifest: Manifest, 
         fields: dict[str, None] = {}
         rows: list[Mapping[str, str]] = []
         for path in paths:
-            names, part_rows = _read_csv(path)
+            names, part_rows = read_table_columns(path, parse_numbers=False)  # cells as written: merged, not parsed
             fields.update((n, None) for n in names)
             rows.extend(part_rows)
         target = root / f"{name}.csv"
