@@ -538,6 +538,13 @@ def _run_wells(
         if on_well is not None:
             on_well(result)
 
+    def new_executor() -> Executor:
+        if scheduler is not None:
+            return DaskExecutor(blobs, plate_reference(plate), scheduler, limit_in_flight=timeout is not None)
+        if local:
+            return InProcessExecutor(contexts, on_step=bar.step)
+        return ProcessPoolExecutor(blobs, plate_reference(plate), n_workers, on_step=bar.step, start_method=start_method)
+
     executor: Executor | None = None
     previous_handlers: dict[signal.Signals, Any] = {}
 
@@ -550,14 +557,7 @@ def _run_wells(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous_handlers[signum] = signal.signal(signum, on_signal)
     try:
-        if not todo:
-            pass
-        elif scheduler is not None:
-            executor = DaskExecutor(blobs, plate_reference(plate), scheduler, limit_in_flight=timeout is not None)
-        elif local:
-            executor = InProcessExecutor(contexts, on_step=bar.step)
-        else:
-            executor = ProcessPoolExecutor(blobs, plate_reference(plate), n_workers, on_step=bar.step, start_method=start_method)
+        executor = new_executor() if todo else None  # none when every well is done already (resume)
         try:
             while executor is not None and (waiting or in_flight) and "signal" not in stop:
                 if cancelled():
