@@ -196,6 +196,54 @@ def test_memory_error_in_process_with_one_worker(make_plate, reference, tmp_path
     assert_same_as_clean_run(tmp_path / "out", reference)
 
 
+# -- every Dask worker lost -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_every_dask_worker_gone_mid_run_fails_the_wells_out_with_a_resume_hint(make_plate, reference, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from plateflow.execution import executors
+
+    monkeypatch.setattr(executors, "DASK_LOST_AFTER_S", 2.0)  # how long a cluster may have no worker before its wells fail
+    plate = make_plate()
+    steps = pipeline(FunctionStep((f.pause, {"seconds": 1.0}), name="Pause", variable_components=("site",)))
+    out = tmp_path / "out"
+    cluster = distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address, "--nworkers", "1", "--nthreads", "1", "--no-nanny"],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def kill_worker() -> None:
+        wait_for(lambda: "running" in _statuses(out).values(), what="a well running on the worker", timeout=60)
+        worker.kill()  # SIGKILL: the worker and the well it runs are gone at once, no nanny starts it again
+
+    killer = threading.Thread(target=kill_worker, daemon=True)
+    try:
+        with distributed.Client(cluster) as client:
+            client.wait_for_workers(1, timeout=60)
+            killer.start()
+            started = time.monotonic()
+            report = run(steps, plate, out, scheduler=client, progress=False)
+            elapsed = time.monotonic() - started
+    finally:
+        killer.join(timeout=60)
+        worker.kill()
+        worker.wait(timeout=30)
+        cluster.close()
+    assert report.failed and elapsed < 60, report.summary()
+    for well, failure in report.failed.items():
+        assert f"every Dask worker of {cluster.scheduler_address} is gone" in failure.error, failure.error
+        assert "start workers and resume" in failure.error
+    assert {w: s for w, s in _statuses(out).items() if w in report.failed} == {w: "failed" for w in report.failed}
+    if report.succeeded:  # wells the worker finished before it went (none, when it had one in hand)
+        assert_wells_match(out, reference, tuple(report.succeeded))
+    resumed = run(steps, plate, out, workers=1, resume=True, progress=False)
+    assert sorted(resumed.succeeded) == sorted(report.failed) and resumed.skipped == report.succeeded
+    assert_same_as_clean_run(out, reference)
+
+
 # -- the Dask scheduler lost -------------------------------------------------------------------
 
 
