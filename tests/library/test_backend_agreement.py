@@ -42,6 +42,22 @@ UINT16 = (RNG.random((3, 33, 40)) * 4000).astype(np.uint16)
 MASK = (RNG.random((3, 33, 40)) > 0.55).astype(np.uint8)
 BIG_UINT16 = (RNG.random((2, 70, 61)) * 4000).astype(np.uint16)
 
+
+def _serpentine(height: int, width: int) -> np.ndarray:
+    """One 1-px-wide path winding over the whole plane (a component as long as it can be: the worst
+    case for labelling by spreading), beside nested rings (components inside components)."""
+    mask = np.zeros((2, height, width), np.uint8)
+    mask[0, ::2, :] = 1
+    for row in range(1, height, 2):
+        mask[0, row, width - 1 if row % 4 == 1 else 0] = 1
+    for ring in range(0, min(height, width) // 2, 3):
+        mask[1, ring, ring : width - ring] = mask[1, height - 1 - ring, ring : width - ring] = 1
+        mask[1, ring : height - ring, ring] = mask[1, ring : height - ring, width - 1 - ring] = 1
+    return mask
+
+
+SERPENTINE = _serpentine(41, 37)
+
 # (operation, input, options, comparison)
 CASES = [
     ("gaussian_filter", FLOAT, {"sigma": 1.5}, ("atol", 1e-5)),
@@ -58,6 +74,8 @@ CASES = [
     ("threshold_otsu", FLOAT, {"per_slice": True}, ("exact",)),
     ("threshold_otsu", UINT16, {"per_slice": False}, ("exact",)),
     ("label", MASK, {"connectivity": 1}, ("labels",)),
+    ("label", SERPENTINE, {"connectivity": 1}, ("labels",)),
+    ("label", SERPENTINE, {"connectivity": 2}, ("labels",)),
     ("label", MASK, {"connectivity": 2}, ("labels",)),
     ("top_hat", BIG_UINT16, {"radius": 9, "downsample": 4}, ("atol", 1.0)),
     ("top_hat", BIG_UINT16, {"radius": 50, "downsample": 4}, ("atol", 1.0)),
