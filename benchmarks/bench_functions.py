@@ -67,7 +67,11 @@ def inputs(stack: np.ndarray) -> dict[str, Any]:
     _, nuclei = nf.identify_nuclei(stack, nuclei_channel=0)
     _, cells, cytoplasm = nf.identify_cells(stack, nuclei_labels=nuclei, cell_channel=1)
     tiles = stack[:, :256, :256]
-    return {"mask": mask, "labels": labels, "nuclei": nuclei, "cells": cells, "cytoplasm": cytoplasm, "tiles": tiles}
+    # The plate operations' values, estimated from this stack as a plate step would from its sample.
+    _, illumination = nf.estimate_illumination(stack)
+    _, percentiles = nf.estimate_plate_percentiles(stack)
+    return {"mask": mask, "labels": labels, "nuclei": nuclei, "cells": cells, "cytoplasm": cytoplasm, "tiles": tiles,
+            "illumination": illumination, "percentiles": percentiles}
 
 
 def arguments(operation: str, stack: np.ndarray, data: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -84,6 +88,10 @@ def arguments(operation: str, stack: np.ndarray, data: dict[str, Any]) -> tuple[
         return data["tiles"], {"positions": [(0, 0), (0, 230), (230, 0), (230, 230)]}
     if operation == "find_tile_positions":
         return data["tiles"], {}
+    if operation == "correct_illumination":
+        return stack, {"illumination": data["illumination"]}
+    if operation == "normalize_plate_percentiles":
+        return stack, {"percentiles": data["percentiles"]}
     return stack, {}
 
 
