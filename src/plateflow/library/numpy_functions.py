@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _assay, _shared, _xp, specs, specs_assay
+# _assay (and numpy with it) is imported by the functions that use it: loading the registry imports no array library.
+from . import _shared, _xp, specs, specs_assay
 from ._spec import implement
 
 # The plate-level operations (illumination correction, plate normalisation) live in
@@ -109,6 +110,8 @@ def _threshold_local(stack: Any, *, block_size: int, offset: float, method: str)
 def _segment_nuclei(stack: Any, *, diameter: Any, sigma: Any, min_size: Any, min_distance: Any) -> Any:
     import numpy as np
 
+    from . import _assay
+
     if diameter is None and None not in (sigma, min_size, min_distance):
         return _per_image(stack, lambda plane: _assay.segment_nuclei_classic(plane, sigma, min_size, min_distance), np.int32)
     return _per_image(
@@ -122,6 +125,8 @@ def _segment_nuclei(stack: Any, *, diameter: Any, sigma: Any, min_size: Any, min
 
 def _measure_nuclei(stack: Any, *, sigma: float, min_size: int, min_distance: int) -> Any:
     import numpy as np
+
+    from . import _assay
 
     data = np.asarray(stack)
     labels = _per_image(data, lambda plane: _assay.segment_nuclei_classic(plane, sigma, min_size, min_distance), np.int32)
@@ -221,6 +226,8 @@ def _identify_cells(stack: Any, *, nuclei_labels: Any, cell_channel: int, method
                     threshold_correction: float, regularization: float, max_distance: int) -> Any:
     import numpy as np
 
+    from . import _assay
+
     data = np.asarray(stack)
     body = _channel(data, cell_channel, "cell_channel")
     nuclei = _single_image(nuclei_labels, "nuclei_labels", body.shape)
@@ -232,6 +239,8 @@ def _identify_cells(stack: Any, *, nuclei_labels: Any, cell_channel: int, method
 
 def _measure_objects(stack: Any, *, nuclei_labels: Any, cell_labels: Any, cytoplasm_labels: Any, channel_names: Any) -> Any:
     import numpy as np
+
+    from . import _assay
 
     data = np.asarray(stack)
     shape = data.shape[1:]
