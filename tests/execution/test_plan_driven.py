@@ -9,7 +9,8 @@ import tifffile
 from plateflow import FunctionStep, compile_pipeline
 from plateflow.compiler import PipelineCompiler, phases
 from plateflow.execution import run_well
-from plateflow.execution.well import new_filemanager, pack_context, unpack_context
+from plateflow.execution.well import bind_context, new_filemanager, pack_context, unpack_context
+from plateflow.memory import numpy as numpy_memory
 from plateflow.library import registry
 from plateflow.plate import open_plate
 from plateflow.vfs import FileManager
@@ -126,3 +127,31 @@ def test_the_sample_runner_reads_only_the_plans(small_plate, monkeypatch):
     assert [image.path for image in consumer.images] == [image.path for image in producer.images]
     assert len(consumer.images) == 2 * 3  # site 1: two channels x three z planes
     assert {special.name for special in producer.specials} == {"mean_value"} and len(producer.specials) == 2  # one per channel
+
+
+_MEMORY_SEEN: list[int] = []
+_PROBED: list[FileManager] = []
+
+
+@numpy_memory
+def _project_and_count_memory(stack):
+    _MEMORY_SEEN.append(len(_PROBED[0].backends["memory"]))
+    return stack.max(axis=0, keepdims=True)
+
+
+def test_a_step_frees_each_group_of_the_previous_steps_images_once_stacked(small_plate, tmp_path):
+    steps = [
+        FunctionStep((registry.get("numpy.gaussian_filter"), {"sigma": 1.0}), variable_components=("z_index",), name="blur"),
+        FunctionStep(_project_and_count_memory, variable_components=("z_index",), name="project"),
+        FunctionStep(f.add_one, variable_components=("site",), name="last"),
+    ]
+    context = compile_pipeline(steps, small_plate, wells=["A01"], output_root=tmp_path / "out")["A01"]
+    filemanager = new_filemanager(str(small_plate))
+    _PROBED[:] = [filemanager]
+    _MEMORY_SEEN.clear()
+    result = run_well(bind_context(context, filemanager=filemanager))
+    assert result.ok, result.failure
+    # blur left 12 planes (2 sites x 2 channels x 3 Z) in memory; each of the projection's 4 groups
+    # takes its 3 and adds 1 plane: 12 - 3k blur planes and k - 1 projections when group k runs.
+    assert _MEMORY_SEEN == [9, 7, 5, 3]
+    assert len(filemanager.backends["memory"]) == 0  # and the well frees the rest when it ends

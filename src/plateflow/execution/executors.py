@@ -222,7 +222,7 @@ def _worker_main(conn: Any, plate_ref: str) -> None:
 
 #: Modules the fork server imports once, so that each worker starts without importing them.
 PRELOAD = [
-    "plateflow.execution.executors", "plateflow.library.registry", "plateflow.library.numpy_functions",
+    "plateflow.execution.executors", "plateflow.library.registry", "plateflow.library.numpy_functions", "plateflow.library._assay",
     "plateflow.vfs", "plateflow.memory.stacking", "numpy", "scipy.ndimage", "skimage.morphology", "skimage.filters", "tifffile",
 ]
 

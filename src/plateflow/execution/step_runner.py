@@ -506,8 +506,13 @@ def table_rows(value: Any, group: "PlannedGroup", well: str | None) -> list[dict
     return out
 
 
-def run_plan(plan: "StepPlan", context: "ProcessingContext") -> StepResult:
-    """Run one compiled plan for its well (``process_step`` without the step object)."""
+def run_plan(plan: "StepPlan", context: "ProcessingContext", *, release_inputs: bool = False) -> StepResult:
+    """Run one compiled plan for its well (``process_step`` without the step object).
+
+    ``release_inputs``: this plan is the only reader of the images it reads from the memory
+    backend, so each group's images are deleted there once they are stacked (a well's peak
+    memory then holds one step's images, not two).
+    """
     runner = _Step(plan, context)
     if plan.func is None:
         raise runner.error("the plan has no function; compile the pipeline before running it")
@@ -527,6 +532,9 @@ def run_plan(plan: "StepPlan", context: "ProcessingContext") -> StepResult:
             continue
         chain = plan.func.chain_for(group.group_key)
         stack = runner.load_stack(group, paths)
+        if release_inputs and plan.read_backend == "memory":
+            for path in paths:
+                runner.fm.delete(path, "memory")
         data, produced = runner.run_chain(chain, stack, group, specials)
         del stack
         names = runner.output_paths(data, group, chain[-1])

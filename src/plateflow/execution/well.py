@@ -179,15 +179,17 @@ def run_well(context: "ProcessingContext", *, on_step: StepCallback | None = Non
             current = plan
             if on_step is not None:
                 on_step(well, plan.step_index, len(plans), plan.step_name)
-            result = run_plan(plan, context)
+            # Only the next step reads a step's images: it frees each group's once stacked, and the
+            # rest (groups a dict pattern skips) when it is done. A zarr step keeps them: its flush
+            # shows labels over the images they were made from.
+            release = previous is not None and previous.write_backend == "memory" and plan.write_backend != "zarr"
+            result = run_plan(plan, context, release_inputs=release)
             written.extend(path for backend, path in result.outputs if backend != "memory")
             written.extend(result.results)
             tables.update(result.tables)
             if plan.write_backend == "zarr":
                 buffered = [path for _, path in result.outputs]
-            if previous is not None and previous.write_backend == "memory" and plan.write_backend != "zarr":
-                # Only the next step reads a step's images: free them as soon as it has run
-                # (the zarr flush still shows labels over the images they were made from).
+            if release:
                 _free_images(context, previous)
             previous = plan
         current = None
