@@ -183,7 +183,8 @@ def run_well(context: "ProcessingContext", *, on_step: StepCallback | None = Non
             # rest (groups a dict pattern skips) when it is done. A zarr step keeps them: its flush
             # shows labels over the images they were made from.
             release = previous is not None and previous.write_backend == "memory" and plan.write_backend != "zarr"
-            result = run_plan(plan, context, release_inputs=release)
+            reads_previous = previous is not None and plan.input_dir == previous.output_dir
+            result = run_plan(plan, context, release_inputs=release and reads_previous)
             written.extend(path for backend, path in result.outputs if backend != "memory")
             written.extend(result.results)
             tables.update(result.tables)
