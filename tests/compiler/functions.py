@@ -1,4 +1,4 @@
-"""Small decorated functions and a plate stand-in shared by the compiler tests."""
+"""Small decorated functions, a plate stand-in and diagnostic filters shared by the compiler tests."""
 
 from __future__ import annotations
 
@@ -115,3 +115,15 @@ class FakePlate:
         )
 
 
+# -- picking diagnostics -------------------------------------------------------------------
+
+
+def found(diagnostics, code):
+    """The diagnostics of ``code``; fails, listing what there is, when there is none."""
+    hits = [d for d in diagnostics if d.code == code]
+    assert hits, f"no {code} in {[(d.code, d.field, d.message) for d in diagnostics]}"
+    return hits
+
+
+def errors(diagnostics):
+    return [d for d in diagnostics if d.severity == "error"]

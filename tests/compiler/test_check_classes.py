@@ -19,17 +19,7 @@ from plateflow.compiler.diagnostics import DiagnosticSink, did_you_mean
 from plateflow.memory import numpy, torch
 from plateflow.signatures import Bounds, describe_parameters, explain_value
 
-from .functions import FakePlate, blur, torch_blur
-
-
-def found(diagnostics, code):
-    hits = [d for d in diagnostics if d.code == code]
-    assert hits, f"no {code} in {[(d.code, d.field, d.message) for d in diagnostics]}"
-    return hits
-
-
-def errors(diagnostics):
-    return [d for d in diagnostics if d.severity == "error"]
+from .functions import FakePlate, blur, errors, found, torch_blur
 
 
 # -- contract: paths and shared text ------------------------------------------------------

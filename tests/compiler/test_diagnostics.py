@@ -12,7 +12,9 @@ from .functions import (
     assemble,
     blur,
     count,
+    errors,
     find_positions,
+    found,
     pad,
     project,
     scale,
@@ -22,35 +24,25 @@ from .functions import (
 )
 
 
-def only(diagnostics, code):
-    found = [d for d in diagnostics if d.code == code]
-    assert found, f"no {code} in {[d.code for d in diagnostics]}"
-    return found
-
-
-def errors(diagnostics):
-    return [d for d in diagnostics if d.severity == "error"]
-
-
 def test_empty_pipeline():
-    (d,) = only(check(Pipeline([])), "empty-pipeline")
+    (d,) = found(check(Pipeline([])), "empty-pipeline")
     assert d.step_index is None and d.field == "" and d.severity == "error"
 
 
 def test_not_a_step():
-    (d,) = only(check([FunctionStep(func=blur), blur]), "not-a-step")
+    (d,) = found(check([FunctionStep(func=blur), blur]), "not-a-step")
     assert d.step_index == 1
 
 
 def test_duplicate_step_object():
     step = FunctionStep(func=blur)
-    (d,) = only(check([step, step]), "duplicate-step")
+    (d,) = found(check([step, step]), "duplicate-step")
     assert d.step_index == 1 and "step.copy()" in d.hint
 
 
 @pytest.mark.parametrize("func", [None, [], {}])
 def test_empty_step(func):
-    (d,) = only(check([FunctionStep(func=func)]), "empty-step")
+    (d,) = found(check([FunctionStep(func=func)]), "empty-step")
     assert (d.step_index, d.field) == (0, "func")
 
 
@@ -65,15 +57,15 @@ def test_empty_step(func):
     ],
 )
 def test_malformed_pattern(func, field):
-    (d,) = only(check([FunctionStep(func=func, group_by="channel")]), "malformed-pattern")
+    (d,) = found(check([FunctionStep(func=func, group_by="channel")]), "malformed-pattern")
     assert (d.step_index, d.field) == (0, field)
 
 
 def test_missing_memory_type_single_and_chain():
     diagnostics = check([FunctionStep(func=blur), FunctionStep(func=undecorated), FunctionStep(func=[blur, undecorated])])
-    found = only(diagnostics, "missing-memory-type")
-    assert [(d.step_index, d.field) for d in found] == [(1, "func"), (2, "func[1]")]
-    assert "add @numpy" in found[0].hint and "undecorated" in found[0].hint
+    missing = found(diagnostics, "missing-memory-type")
+    assert [(d.step_index, d.field) for d in missing] == [(1, "func"), (2, "func[1]")]
+    assert "add @numpy" in missing[0].hint and "undecorated" in missing[0].hint
 
 
 def test_unknown_memory_type():
@@ -82,12 +74,12 @@ def test_unknown_memory_type():
 
     weird.input_memory_type = "numpyy"
     weird.output_memory_type = "numpy"
-    (d,) = only(check([FunctionStep(func=weird)]), "unknown-memory-type")
+    (d,) = found(check([FunctionStep(func=weird)]), "unknown-memory-type")
     assert (d.step_index, d.field) == (0, "func") and "'numpy'" in d.hint
 
 
 def test_chain_memory_mismatch():
-    (d,) = only(check([FunctionStep(func=[blur, torch_blur])]), "chain-memory-mismatch")
+    (d,) = found(check([FunctionStep(func=[blur, torch_blur])]), "chain-memory-mismatch")
     assert (d.step_index, d.field) == (0, "func[1]")
     assert d.message.startswith("blur hands on numpy arrays but torch_blur takes torch arrays")
     assert "output_type" not in d.hint and "split the chain into two steps" in d.hint
@@ -98,7 +90,7 @@ def test_chain_with_declared_conversion_is_fine():
 
 
 def test_dict_memory_mismatch(plate):
-    (d,) = only(check([FunctionStep(func={"1": blur, "2": torch_blur}, group_by="channel")], plate), "dict-memory-mismatch")
+    (d,) = found(check([FunctionStep(func={"1": blur, "2": torch_blur}, group_by="channel")], plate), "dict-memory-mismatch")
     assert (d.step_index, d.field) == (0, "func['2']")
 
 
@@ -106,7 +98,7 @@ def test_library_not_installed(monkeypatch):
     import plateflow.compiler.step_checks as step_checks
 
     monkeypatch.setattr(step_checks, "is_installed", lambda library: library != "torch")
-    (d,) = only(check([FunctionStep(func=torch_blur)]), "library-not-installed")
+    (d,) = found(check([FunctionStep(func=torch_blur)]), "library-not-installed")
     assert (d.step_index, d.field) == (0, "func") and "plateflow[torch]" in d.hint
 
 
@@ -126,7 +118,7 @@ def test_cupy_without_gpu_is_an_error_with_the_fix(monkeypatch):
 
     status = LibraryStatus(installed=True, devices=(), gpu_ids=(), runs_on_cpu=False, reason="no CUDA device", extra="cupy")
     monkeypatch.setattr(devices, "library_status", lambda mt: status)
-    (d,) = only(check([FunctionStep(func=blur), FunctionStep(func=gpu_blur)]), "no-gpu-device")
+    (d,) = found(check([FunctionStep(func=blur), FunctionStep(func=gpu_blur)]), "no-gpu-device")
     assert (d.step_index, d.field) == (1, "func")
     assert "numpy version" in d.hint
 
@@ -141,27 +133,27 @@ def test_special_input_missing_with_did_you_mean():
         return stack
 
     diagnostics = check([FunctionStep(func=find_positions), FunctionStep(func=assemble_typo)])
-    (d,) = only(diagnostics, "special-input-missing")
+    (d,) = found(diagnostics, "special-input-missing")
     assert (d.step_index, d.field) == (1, "special_inputs.positons")
     assert d.hint == "did you mean 'positions'?"
 
 
 def test_special_input_produced_later():
     diagnostics = check([FunctionStep(func=blur), FunctionStep(func=assemble, name="Assemble"), FunctionStep(func=find_positions, name="Find positions")])
-    (d,) = only(diagnostics, "special-input-later")
+    (d,) = found(diagnostics, "special-input-later")
     assert (d.step_index, d.step_name, d.field) == (1, "Assemble", "special_inputs.positions")
     assert d.hint == "step 3 'Find positions' produces 'positions' but runs after this step; move it before step 2"
 
 
 def test_two_producers():
     diagnostics = check([FunctionStep(func=find_positions), FunctionStep(func=find_positions), FunctionStep(func=assemble)])
-    (d,) = only(diagnostics, "special-output-duplicate")
+    (d,) = found(diagnostics, "special-output-duplicate")
     assert (d.step_index, d.field) == (1, "special_outputs.positions")
 
 
 def test_unused_special_output_is_a_warning():
     diagnostics = check([FunctionStep(func=find_positions)])
-    (d,) = only(diagnostics, "special-output-unused")
+    (d,) = found(diagnostics, "special-output-unused")
     assert (d.severity, d.step_index, d.field) == ("warning", 0, "special_outputs.positions")
     assert errors(diagnostics) == []
 
@@ -172,7 +164,7 @@ def test_materialized_output_needs_no_consumer():
 
 def test_special_input_set_by_user():
     diagnostics = check([FunctionStep(func=find_positions), FunctionStep(func=(assemble, {"positions": []}))])
-    (d,) = only(diagnostics, "special-input-set-by-user")
+    (d,) = found(diagnostics, "special-input-set-by-user")
     assert (d.step_index, d.field) == (1, "kwargs.positions")
 
 
@@ -186,12 +178,12 @@ def test_special_input_set_by_user():
     ],
 )
 def test_unknown_kwarg_fields(func, field, hint):
-    (d,) = only(check([FunctionStep(func=func, group_by="channel")]), "unknown-kwarg")
+    (d,) = found(check([FunctionStep(func=func, group_by="channel")]), "unknown-kwarg")
     assert (d.step_index, d.field, d.hint) == (0, field, hint)
 
 
 def test_missing_required_argument():
-    (d,) = only(check([FunctionStep(func=blur), FunctionStep(func=[blur, scale])]), "missing-argument")
+    (d,) = found(check([FunctionStep(func=blur), FunctionStep(func=[blur, scale])]), "missing-argument")
     assert (d.step_index, d.field) == (1, "func[1].kwargs.factor")
 
 
@@ -205,7 +197,7 @@ def test_missing_required_argument():
     ],
 )
 def test_invalid_kwarg_value(kwargs, field, message, detail):
-    (d,) = only(check([FunctionStep(func=(blur, kwargs))]), "invalid-kwarg-value")
+    (d,) = found(check([FunctionStep(func=(blur, kwargs))]), "invalid-kwarg-value")
     assert (d.step_index, d.field, d.path) == (0, field, tuple(field.split(".")))
     # the user's words first, the code-level detail in the hint
     assert d.message == message and detail in d.hint and detail not in d.message
@@ -213,9 +205,9 @@ def test_invalid_kwarg_value(kwargs, field, message, detail):
 
 def test_enum_kwarg_value_checked_against_members():
     assert errors(check([FunctionStep(func=(pad, {"mode": "reflect", "width": 2}))])) == []
-    (d,) = only(check([FunctionStep(func=(pad, {"mode": "mirror"}))]), "invalid-kwarg-value")
+    (d,) = found(check([FunctionStep(func=(pad, {"mode": "mirror"}))]), "invalid-kwarg-value")
     assert d.field == "kwargs.mode" and "'nearest', 'reflect'" in d.message
-    (d,) = only(check([FunctionStep(func=(pad, {"width": 1.5}))]), "invalid-kwarg-value")
+    (d,) = found(check([FunctionStep(func=(pad, {"width": 1.5}))]), "invalid-kwarg-value")
     assert d.field == "kwargs.width"
 
 
@@ -226,34 +218,34 @@ def test_bad_signature():
     def no_stack():
         return None
 
-    (d,) = only(check([FunctionStep(func=no_stack)]), "bad-signature")
+    (d,) = found(check([FunctionStep(func=no_stack)]), "bad-signature")
     assert (d.step_index, d.field) == (0, "func")
 
 
 def test_unknown_component_in_variable_components_and_group_by():
     diagnostics = check([FunctionStep(func=blur, variable_components=("zindex",), group_by="chanel")])
-    found = only(diagnostics, "unknown-component")
-    assert [(d.field, d.hint) for d in found] == [
+    unknown = found(diagnostics, "unknown-component")
+    assert [(d.field, d.hint) for d in unknown] == [
         ("variable_components", "did you mean 'z_index'?"),
         ("group_by", "did you mean 'channel'?"),
     ]
 
 
 def test_group_by_also_variable():
-    (d,) = only(check([FunctionStep(func=blur, variable_components=("channel",), group_by="channel")]), "group-by-is-variable")
+    (d,) = found(check([FunctionStep(func=blur, variable_components=("channel",), group_by="channel")]), "group-by-is-variable")
     assert (d.step_index, d.field) == (0, "group_by")
 
 
 def test_dict_without_group_by_guesses_the_component(plate):
-    (d,) = only(check([FunctionStep(func={"1": blur, "2": blur})], plate), "dict-without-group-by")
+    (d,) = found(check([FunctionStep(func={"1": blur, "2": blur})], plate), "dict-without-group-by")
     assert (d.step_index, d.field) == (0, "group_by") and "group_by='channel'" in d.hint
 
 
 def test_unknown_group_key_lists_plate_values(plate):
     diagnostics = check([FunctionStep(func={"1": blur, "3": blur}, group_by="channel")], plate)
-    (d,) = only(diagnostics, "unknown-group-key")
+    (d,) = found(diagnostics, "unknown-group-key")
     assert (d.step_index, d.field, d.hint) == (0, "func['3']", "values of channel on this plate: 1, 2")
-    (w,) = only(diagnostics, "uncovered-group-value")
+    (w,) = found(diagnostics, "uncovered-group-value")
     assert w.severity == "warning" and "'2'" in w.message
 
 
@@ -266,7 +258,7 @@ def test_unknown_well(plate):
 
 
 def test_bad_plate_is_a_diagnostic_not_a_crash(tmp_path):
-    (d,) = only(check([FunctionStep(func=blur)], tmp_path / "missing"), "plate-error")
+    (d,) = found(check([FunctionStep(func=blur)], tmp_path / "missing"), "plate-error")
     assert d.field == "plate"
 
 
