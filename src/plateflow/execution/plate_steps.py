@@ -9,8 +9,11 @@ keeps each special value in the file manager's memory backend under the plan's
 path (where per-well consumers read it) and writes it to disk beside it
 (``<path>.npy``, ``.json`` for other values) so a resumed run can reload it.
 
-Workers get the values once: :func:`plate_values` gives ``{vfs path: value}``
-and :func:`preload_plate_values` puts them into a worker's memory backend.
+The process that ran the plate steps has their values in memory; a worker
+process reads each value once from its file (``step_runner.fetch_plate_values``)
+and keeps it for the later wells it runs. A resumed run reloads them with
+:func:`load_plate_values` and :func:`preload_plate_values`; :func:`plate_values`
+gives ``{vfs path: value}`` of a set of results.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .step_runner import StepError, fetch_plate_values, run_plan
+from .step_runner import StepError, fetch_plate_values, plate_value_file, run_plan
 
 if TYPE_CHECKING:
     from ..compiler.plate_steps import PlateStepPlan
@@ -166,12 +169,11 @@ def load_plate_values(plate_plan: "PlateStepPlan", filemanager: "FileManager") -
     values: dict[str, Any] = {}
     missing: list[str] = []
     for _name, path, _fixed in plate_plan.value_paths():
-        for target in (f"{path}.npy", f"{path}.json"):
-            if filemanager.exists(target, "disk"):
-                values[path] = filemanager.load(target, "disk", memory_type=None)
-                break
-        else:
+        target = plate_value_file(path, filemanager)
+        if target is None:
             missing.append(f"{path}.npy")
+        else:
+            values[path] = filemanager.load(target, "disk", memory_type=None)
     if missing:
         raise FileNotFoundError(
             f"plate step {plate_plan.step_index + 1} {plate_plan.step_name!r}: its outputs {', '.join(missing)} are missing; run it again"

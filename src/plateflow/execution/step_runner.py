@@ -173,12 +173,17 @@ def fetch_plate_values(spec: Mapping[str, Any], sources: Iterable[Iterable[tuple
         path = _join(spec["path"], _special_key(dict(fixed)))
         if filemanager.exists(path, "memory"):
             continue
-        for target in (f"{path}.npy", f"{path}.json"):
-            if filemanager.exists(target, "disk"):
-                filemanager.save(filemanager.load(target, "disk", memory_type=None), path, "memory")
-                read += 1
-                break
+        target = plate_value_file(path, filemanager)
+        if target is not None:
+            filemanager.save(filemanager.load(target, "disk", memory_type=None), path, "memory")
+            read += 1
     return read
+
+
+def plate_value_file(path: str, filemanager: "FileManager") -> str | None:
+    """The file a plate step wrote the value of VFS ``path`` to (``.npy`` for arrays, ``.json`` for
+    other values; see ``PlateStepPlan.file_path``), or ``None`` when there is none."""
+    return next((target for target in (f"{path}.npy", f"{path}.json") if filemanager.exists(target, "disk")), None)
 
 
 def process_step(step: Any, context: "ProcessingContext") -> StepResult:
