@@ -46,8 +46,6 @@ class StepState:
     output_memory_type: str | None = None
     #: ``False`` when variable_components or group_by are wrong (images cannot be grouped by them)
     components_ok: bool = True
-    #: special inputs an earlier function of the same chain makes (the runner hands them on)
-    consumed_within: tuple[str, ...] = ()
     #: values of each component in the images this step reads (``None``: not known before the run)
     image_counts_in: Mapping[str, int | None] | None = None
     #: the same after this step (a projection leaves one value of the components it varied over)
@@ -307,16 +305,13 @@ def _label(call: FunctionCall, chain: tuple[FunctionCall, ...]) -> str:
 def _check_special_io(state: StepState, pattern: NormalizedPattern, add: Report) -> None:
     produces: list[str] = []
     consumes: list[str] = []
-    within: list[str] = []
     materialized: list[str] = []
     for chain in pattern.chains.values():
         made: set[str] = set()
         for position, call in enumerate(chain):
             for name in get_special_inputs(call.func):
                 if name in made:
-                    if name not in within:
-                        within.append(name)
-                    continue
+                    continue  # an earlier function of this chain makes it: the runner hands it on
                 later = next((c for c in chain[position + 1 :] if name in get_special_outputs(c.func)), None)
                 if later is not None:
                     add(
@@ -337,7 +332,7 @@ def _check_special_io(state: StepState, pattern: NormalizedPattern, add: Report)
                     materialized.append(name)
             state.chain_breaker = state.chain_breaker or is_chain_breaker(call.func)
     state.produces, state.consumes = tuple(produces), tuple(consumes)
-    state.consumed_within, state.materialized = tuple(within), tuple(materialized)
+    state.materialized = tuple(materialized)
 
 
 # -- stack sizes ---------------------------------------------------------------------------

@@ -77,9 +77,6 @@ Event = WellDone | WellReturned
 class Executor(Protocol):
     """Runs wells; the run loop asks :meth:`free_slots`, calls :meth:`submit`, and reads :meth:`poll`."""
 
-    #: Whether a stuck well can be stopped (``--well-timeout``): false only in this process.
-    can_abandon: bool
-
     def free_slots(self) -> int:
         """How many more wells can start now."""
         ...
@@ -139,8 +136,6 @@ def run_and_record(context: Any, *, on_step: StepCallback | None = None) -> tupl
 
 class InProcessExecutor:
     """Wells run here, one at a time, in the order submitted (the debugging mode)."""
-
-    can_abandon = False
 
     def __init__(self, contexts: Mapping[str, Any], *, on_step: StepCallback | None = None) -> None:
         self._contexts = contexts
@@ -268,8 +263,6 @@ class ProcessPoolExecutor:
     well whose worker died before its first step began comes back as
     :class:`WellReturned` once (not the well's fault), and fails the second time.
     """
-
-    can_abandon = True
 
     def __init__(
         self,
@@ -418,8 +411,6 @@ class DaskExecutor:
     Before any well is sent, every worker is asked which plateflow it has; a
     worker without it stops the run with one message saying what to install.
     """
-
-    can_abandon = True
 
     def __init__(self, blobs: Mapping[str, bytes], plate_ref: str, scheduler: Any, *, limit_in_flight: bool = False) -> None:
         try:

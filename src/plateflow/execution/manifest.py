@@ -432,10 +432,6 @@ class Manifest:
                         if p not in recorded and ".zarr/" not in p]
         return [f"{p}: not recorded" for p in unverifiable] + file_problems(self.root, entry["files"])
 
-    def is_complete(self, well: str) -> bool:
-        """Whether ``well`` is done and every file it recorded still has its size and checksum."""
-        return not self.problems(well)
-
 
 def merge_tables(root: Path, wells_in_order: Iterable[str], manifest: Manifest, filemanager: "FileManager") -> dict[str, Path]:
     """One CSV per table name under ``root`` from the partial tables of every done well, in plate order."""
