@@ -140,6 +140,7 @@ class StepEditor(QWidget):
         self.pattern_box: QWidget | None = None
         self.entry_boxes: dict[str, QGroupBox] = {}
         self.entry_remove_buttons: dict[str, QPushButton] = {}
+        self.entry_add_buttons: dict[str, QPushButton] = {}
         self.call_boxes: dict[tuple[str | None, int], QGroupBox] = {}
         self.call_badges: dict[FieldPath, QLabel] = {}
         self.param_widgets: dict[tuple[str | None, int, str], ValueWidget] = {}
@@ -224,7 +225,7 @@ class StepEditor(QWidget):
         self.variable_box = self.group_by_combo = self.per_group_check = self.pattern_box = None
         self.variable_checks, self.special_input_labels, self.special_output_labels = {}, {}, {}
         self.entry_boxes, self.call_boxes, self.param_widgets, self.unknown_kwarg_rows = {}, {}, {}, {}
-        self.entry_remove_buttons, self.call_badges, self.widgets_by_path = {}, {}, {}
+        self.entry_remove_buttons, self.entry_add_buttons, self.call_badges, self.widgets_by_path = {}, {}, {}, {}
         if self._body is not None:
             self._layout.removeWidget(self._body)
             self._body.setParent(None)
@@ -257,6 +258,14 @@ class StepEditor(QWidget):
         if step.per_group:
             for key in step.chains:
                 pattern_layout.addWidget(self._entry_box(step, key))
+            # Values of the plate the step has no entry for (one removed, or a pipeline written for another plate).
+            for key in self.components.get(step.group_by or "", ()):
+                if key not in step.chains:
+                    add = QPushButton(f"Add {self._entry_title(step, key)}", self.pattern_box)
+                    add.setToolTip(f"This step also processes {self._entry_title(step, key)}, with a copy of the first entry's functions")
+                    add.clicked.connect(lambda _=False, k=key: self.model.add_entry(step.step_id, k))
+                    self.entry_add_buttons[key] = add
+                    pattern_layout.addWidget(add)
         else:
             for index in range(len(step.chains[None])):
                 pattern_layout.addWidget(self._call_box(step, None, index, self.pattern_box))

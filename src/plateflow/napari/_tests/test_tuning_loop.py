@@ -195,7 +195,7 @@ def test_spin_boxes_save_the_value_they_show(qtbot, builder):
     assert builder.model.step(step_id).chains[None][0].kwargs["sigma"] == 3.05
 
 
-def test_projection_defaults_to_z_and_a_channel_entry_can_be_removed(qtbot, builder):
+def test_projection_defaults_to_z_and_a_channel_entry_can_be_removed_and_given_back(qtbot, builder):
     builder.catalogue.select_function("numpy.max_projection")
     qtbot.mouseClick(builder.add_button, Qt.MouseButton.LeftButton)
     assert builder.editor.variable_checks["z_index"].isChecked() and not builder.editor.variable_checks["site"].isChecked()
@@ -212,6 +212,14 @@ def test_projection_defaults_to_z_and_a_channel_entry_can_be_removed(qtbot, buil
     assert list(step.func) == ["1"]  # a DAPI-only step
     assert not builder.editor.entry_remove_buttons["1"].isEnabled()
     assert [d.code for d in builder.diagnostics] == ["uncovered-group-value"]
+    # and the removed channel can be given back, with a copy of the first entry's functions
+    add = builder.editor.entry_add_buttons["2"]
+    assert add.text() == "Add channel 2 (FITC)" and list(builder.editor.entry_add_buttons) == ["2"]
+    qtbot.mouseClick(add, Qt.MouseButton.LeftButton)
+    settle(qtbot, builder)
+    step = builder.model.to_pipeline()[1]
+    assert list(step.func) == ["1", "2"] and step.func["2"] == step.func["1"]
+    assert builder.editor.entry_add_buttons == {} and [d.code for d in builder.diagnostics] == []
 
 
 def test_status_counts_in_words(builder):
