@@ -20,15 +20,17 @@ What execution reads:
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode
 
 from .._frozen import FrozenDict, FrozenError, freeze
 from ..config import GlobalConfig
 from ..patterns import NormalizedPattern
 
-__all__ = ["StepPlan", "PlannedGroup", "PLAN_KEYS"]
+__all__ = ["StepPlan", "PlannedGroup", "PLAN_KEYS", "special_key", "parse_special_key", "special_value_path"]
 
 
 class PlannedGroup(NamedTuple):
@@ -216,3 +218,26 @@ PLAN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(StepPlan) if not f.nam
 _KEY_SET = frozenset(PLAN_KEYS)
 _TUPLES = frozenset({"variable_components", "groups"})
 _FROZEN_CHECKED = ("special_inputs", "special_outputs", "special_sources", "zarr_config", "variable_components", "groups")
+
+
+# -- where special values live ----------------------------------------------------------------
+
+#: The key of a special value made by a group with no fixed component besides the well.
+SHARED_SPECIAL_KEY = "_"
+
+
+def special_key(fixed: Mapping[str, str]) -> str:
+    """The key a group's special value is saved under: its fixed components but the well, urlencoded."""
+    items = [(k, v) for k, v in fixed.items() if k != "well"]
+    return urlencode(items) if items else SHARED_SPECIAL_KEY
+
+
+def parse_special_key(key: str) -> dict[str, str]:
+    """The fixed components (the well left out) a :func:`special_key` was made from."""
+    return {} if key == SHARED_SPECIAL_KEY else dict(parse_qsl(key, keep_blank_values=True))
+
+
+def special_value_path(spec: Mapping[str, Any], fixed: Mapping[str, str]) -> str:
+    """The VFS path of one group's value of a special output ``spec`` (``<path>/<group key>``)."""
+    folder = str(spec["path"])
+    return posixpath.join(folder, special_key(fixed)) if folder else special_key(fixed)

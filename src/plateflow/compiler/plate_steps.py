@@ -38,7 +38,7 @@ from ..special_io import get_special_inputs, get_special_outputs
 from ..steps import FunctionStep, Pipeline, enabled_steps
 from . import phases
 from .diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from .plan import PlannedGroup, StepPlan
+from .plan import PlannedGroup, StepPlan, special_value_path
 
 __all__ = [
     "PLATE_DIR",
@@ -59,24 +59,10 @@ __all__ = [
 PLATE_DIR = "_plate"
 
 _WELL_ID = re.compile(r"^[A-Za-z]{1,2}0*\d{1,3}$")
-_SHARED_KEY = "_"  # the special-output key of a group with no fixed component (as step_runner writes it)
 
 
 def is_plate_step(step: Any) -> bool:
     return isinstance(step, FunctionStep) and getattr(step, "scope", "well") == "plate"
-
-
-def _special_key(fixed: Mapping[str, str]) -> str:
-    # The same key the per-well runner gives a producing group (urlencoded, well left out).
-    from urllib.parse import urlencode
-
-    items = [(k, v) for k, v in fixed.items() if k != "well"]
-    return urlencode(items) if items else _SHARED_KEY
-
-
-def special_value_path(spec: Mapping[str, Any], fixed: Mapping[str, str]) -> str:
-    """The VFS path of one group's value of a special output ``spec`` (``<path>/<group key>``)."""
-    return f"{str(spec['path']).rstrip('/')}/{_special_key(fixed)}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -73,10 +73,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..compiler.plan import parse_special_key, special_key
 from ..config import GlobalConfig
 from .._frozen import FrozenDict
 from ..steps import as_step_list, enabled_steps
-from .step_runner import StepError, _join, _parse_special_key, _special_key, input_groups, process_step, special_entries, storable_dtype, table_rows
+from .step_runner import StepError, _join, input_groups, process_step, special_entries, storable_dtype, table_rows
 
 if TYPE_CHECKING:
     from ..compiler.context import ProcessingContext
@@ -412,7 +413,7 @@ def _filemanager(context: "ProcessingContext") -> "FileManager":
 
 def _special_fixed(key: str, well: str) -> dict[str, str]:
     """The fixed components (``well`` first) of the group that saved a special output under ``key``."""
-    return {"well": well, **_parse_special_key(key)}
+    return {"well": well, **parse_special_key(key)}
 
 
 def _function_names(plan: "StepPlan") -> tuple[str, ...]:
@@ -580,12 +581,12 @@ class SampleRunner:
             specials = []
             for name, path, fixed in plate_plan.value_paths():
                 if path in result.values:
-                    specials.append((name, _special_key(fixed), result.values[path]))
+                    specials.append((name, special_key(fixed), result.values[path]))
             nbytes = sum(_size_of(value) for _, _, value in specials)
             cached = _CachedStep((), (), tuple(specials), result.seconds, nbytes)
             self.cache.put(fingerprint, cached)
         found = tuple(
-            SpecialOutput(name, FrozenDict(_parse_special_key(key)), value, None, False) for name, key, value in cached.specials
+            SpecialOutput(name, FrozenDict(parse_special_key(key)), value, None, False) for name, key, value in cached.specials
         )
         return SampleStepOutput(
             **_step_fields(prepared, plan),
@@ -613,7 +614,7 @@ class SampleRunner:
         own_groups = [tuple((k, v) for k, v in group.fixed.items() if k != "well") for group in plan.groups]
         for name, spec in plan.special_outputs.items():
             for path, fixed in special_entries(spec, own_groups, fm):
-                specials.append((name, _special_key(fixed), fm.load(path, spec["backend"], memory_type=None)))
+                specials.append((name, special_key(fixed), fm.load(path, spec["backend"], memory_type=None)))
         nbytes = sum(int(plane.nbytes) for _, plane in found) + sum(_size_of(value) for _, _, value in specials)
         return _CachedStep(tuple(i for i, _ in found), tuple(p for _, p in found), tuple(specials), seconds, nbytes)
 

@@ -38,10 +38,10 @@ import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
+from ..compiler.plan import special_key, special_value_path
 from ..memory.conversion import detect_memory_type
 from ..memory.stacking import stack_slices, unstack_slices
 from ..patterns import FunctionCall
@@ -70,7 +70,6 @@ __all__ = [
 #: Folder under the output root for run bookkeeping (partial tables).
 STATE_DIR = ".plateflow"
 
-_SHARED_KEY = "_"  # special-output key of a group with no fixed component besides the well
 
 
 class StepError(RuntimeError):
@@ -154,7 +153,7 @@ def special_entries(spec: Mapping[str, Any], fixed_groups: Sequence[tuple[tuple[
     """(VFS path, fixed components) of each value saved under a special output ``spec`` by the given groups."""
     found = []
     for fixed in fixed_groups:
-        path = _join(spec["path"], _special_key(dict(fixed)))
+        path = special_value_path(spec, dict(fixed))
         if filemanager.exists(path, spec["backend"]):
             found.append((path, dict(fixed)))
     return found
@@ -170,7 +169,7 @@ def fetch_plate_values(spec: Mapping[str, Any], sources: Iterable[Iterable[tuple
     """
     read = 0
     for fixed in sources:
-        path = _join(spec["path"], _special_key(dict(fixed)))
+        path = special_value_path(spec, dict(fixed))
         if filemanager.exists(path, "memory"):
             continue
         target = plate_value_file(path, filemanager)
@@ -212,15 +211,6 @@ def _join(folder: str, relpath: str) -> str:
 def _group_label(group: "PlannedGroup") -> str:
     rest = " ".join(f"{k}={v}" for k, v in group.fixed.items() if k != "well")
     return f"[{rest}]" if rest else "[whole well]"
-
-
-def _special_key(fixed: Mapping[str, str]) -> str:
-    items = [(k, v) for k, v in fixed.items() if k != "well"]
-    return urlencode(items) if items else _SHARED_KEY
-
-
-def _parse_special_key(key: str) -> dict[str, str]:
-    return {} if key == _SHARED_KEY else dict(parse_qsl(key, keep_blank_values=True))
 
 
 class _Step:
@@ -440,10 +430,9 @@ class _Step:
         return written
 
     def save_specials(self, produced: dict[str, Any], group: "PlannedGroup") -> None:
-        key = _special_key(group.fixed)
         for name, spec in self.plan.special_outputs.items():
             if name in produced:
-                self.fm.save(produced[name], _join(spec["path"], key), spec["backend"])
+                self.fm.save(produced[name], special_value_path(spec, group.fixed), spec["backend"])
 
     def materialize(self, name: str, values: list[tuple["PlannedGroup", Any]]) -> tuple[list[str], str | None]:
         """Save a materialized output: the well's partial table, or one file per group."""
@@ -456,7 +445,7 @@ class _Step:
             self.fm.save(rows, path, "disk")
             return [], path
         for group, value in values:
-            key = _special_key(group.fixed).replace("&", "_").replace("=", "")
+            key = special_key(group.fixed).replace("&", "_").replace("=", "")
             stem = f"{root}/{name}/{self.well}_{key}"
             if hasattr(value, "shape") and hasattr(value, "dtype"):
                 self.fm.save(value, f"{stem}.npy", "disk")
